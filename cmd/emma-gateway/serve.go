@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+	"github.com/emma-gateway/emma-gateway/receiver"
+	"github.com/emma-gateway/emma-gateway/sinks"
+)
+
+// serveConfig is everything serve reads from flags and the environment.
+type serveConfig struct {
+	receiver          receiver.Config
+	kafka             sinks.Config
+	embeddedKafkaAddr string
+	timezone          string
+	location          *time.Location // timezone, loaded
+	logLevel          string
+	logFormat         string
+	shutdownTimeout   time.Duration
+}
+
+func serveFlags(cfg *serveConfig) *flagSet {
+	fs := newFlagSet("serve")
+	r, k := &cfg.receiver, &cfg.kafka
+	fs.StringVar(&r.Addr, "addr", r.Addr, "listen address of the webhook server")
+	fs.Var((*secretList)(&r.Tokens), "tokens", "comma-separated webhook tokens (several for rotation)")
+	fs.BoolVar(&r.AllowUnauthenticated, "allow-unauthenticated", r.AllowUnauthenticated, "accept callbacks without a token when no tokens are configured")
+	fs.Int64Var(&r.BodyLimit, "body-limit", r.BodyLimit, "largest POST body accepted, in bytes")
+	fs.DurationVar(&r.PublishTimeout, "publish-timeout", r.PublishTimeout, "how long a callback waits for Kafka before it is answered 503")
+	fs.DurationVar(&r.RetryAfter, "retry-after", r.RetryAfter, "Retry-After of 429 and 503 answers")
+	fs.IntVar(&r.MaxInFlight, "max-in-flight", r.MaxInFlight, "most webhook requests served at once (0: no cap)")
+	fs.Float64Var(&r.RatePerIP, "rate-per-ip", r.RatePerIP, "webhook requests per second allowed per client IP (0: no limit)")
+	fs.IntVar(&r.RateBurst, "rate-burst", r.RateBurst, "burst of the per-IP rate limit")
+	fs.DurationVar(&r.ReadHeaderTimeout, "read-header-timeout", r.ReadHeaderTimeout, "HTTP read header timeout")
+	fs.DurationVar(&r.ReadTimeout, "read-timeout", r.ReadTimeout, "HTTP read timeout")
+	fs.DurationVar(&r.WriteTimeout, "write-timeout", r.WriteTimeout, "HTTP write timeout")
+	fs.DurationVar(&r.IdleTimeout, "idle-timeout", r.IdleTimeout, "HTTP keep-alive idle timeout")
+	fs.IntVar(&r.MaxHeaderBytes, "max-header-bytes", r.MaxHeaderBytes, "largest request line and headers (bounds GET payloads), in bytes")
+
+	fs.Var((*listValue)(&k.Brokers), "kafka-brokers", "comma-separated Kafka bootstrap brokers; empty starts an embedded broker")
+	fs.StringVar(&cfg.embeddedKafkaAddr, "embedded-kafka-addr", cfg.embeddedKafkaAddr, "listen address of the embedded broker")
+	fs.StringVar(&k.ClientID, "kafka-client-id", k.ClientID, "Kafka client id")
+	fs.StringVar(&k.TopicTemplate, "topic-template", k.TopicTemplate, "topic of each event; {event} is the event name")
+	fs.StringVar(&k.UnrecognizedTopic, "unrecognized-topic", k.UnrecognizedTopic, "topic of events with an unknown name")
+	fs.StringVar(&k.DeadLetterTopic, "deadletter-topic", k.DeadLetterTopic, "topic of rejected callbacks")
+	fs.BoolVar(&k.CreateTopics, "create-topics", k.CreateTopics, "create missing topics at start")
+	fs.IntVar(&k.Partitions, "topic-partitions", k.Partitions, "partitions of created topics")
+	fs.IntVar(&k.ReplicationFactor, "topic-replication-factor", k.ReplicationFactor, "replication factor of created topics (-1: broker default)")
+	fs.DurationVar(&k.BatchTimeout, "kafka-batch-timeout", k.BatchTimeout, "longest wait for a produce batch to fill")
+	fs.IntVar(&k.BatchSize, "kafka-batch-size", k.BatchSize, "most messages in a produce batch")
+	fs.DurationVar(&k.WriteTimeout, "kafka-write-timeout", k.WriteTimeout, "timeout of one produce request")
+	fs.DurationVar(&k.MetadataTTL, "kafka-metadata-ttl", k.MetadataTTL, "how long cluster metadata is trusted")
+	fs.BoolVar(&k.TLS.Enabled, "kafka-tls", k.TLS.Enabled, "connect to Kafka with TLS")
+	fs.StringVar(&k.TLS.CAFile, "kafka-tls-ca-file", "", "PEM CA bundle for the brokers' certificates")
+	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert-file", "", "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&k.TLS.KeyFile, "kafka-tls-key-file", "", "client key (PEM) for mutual TLS")
+	fs.StringVar(&k.TLS.ServerName, "kafka-tls-server-name", "", "name expected in the brokers' certificates")
+	fs.BoolVar(&k.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "do not verify the brokers' certificates (never in production)")
+	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", "", "SASL user name")
+	fs.Var((*secretValue)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
+
+	fs.StringVar(&cfg.timezone, "timezone", cfg.timezone, "IANA zone of Emma's zone-less timestamps")
+	fs.StringVar(&cfg.logLevel, "log-level", cfg.logLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "json or text")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", cfg.shutdownTimeout, "longest graceful shutdown")
+	return fs
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		receiver:          receiver.DefaultConfig(),
+		kafka:             sinks.DefaultConfig(),
+		embeddedKafkaAddr: "127.0.0.1:9092",
+		timezone:          "UTC",
+		logLevel:          "info",
+		logFormat:         "json",
+		shutdownTimeout:   25 * time.Second,
+	}
+}
+
+func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg := defaultServeConfig()
+	fs := serveFlags(&cfg)
+	fs.SetOutput(stderr)
+	if err := fs.parse(args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if cfg.location, err = time.LoadLocation(cfg.timezone); err != nil {
+		return fmt.Errorf("%w: timezone %q: %w", errUsage, cfg.timezone, err)
+	}
+	embedded := len(cfg.kafka.Brokers) == 0
+	if embedded && len(cfg.receiver.Tokens) == 0 {
+		// Development mode: a first run needs nothing but Go.
+		cfg.receiver.AllowUnauthenticated = true
+	}
+	if embedded {
+		cfg.kafka.Brokers = []string{cfg.embeddedKafkaAddr}
+		cfg.kafka.ReplicationFactor = 1
+	}
+	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate()); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if len(cfg.receiver.Tokens) == 0 {
+		log.Warn("!!! NO WEBHOOK TOKENS: anyone who can reach this gateway can publish events; set EMMA_GATEWAY_TOKENS !!!")
+	}
+	set := telemetry.Settings{Logger: log}
+	return runGateway(ctx, cfg, embedded, set)
+}
+
+// runGateway builds each part, wires them, serves until ctx is done, then
+// shuts down in order: stop accepting and answer what is in flight, flush
+// and close the Kafka writer, stop the embedded broker.
+func runGateway(ctx context.Context, cfg serveConfig, embedded bool, set telemetry.Settings) (err error) {
+	log := set.Logger
+	var broker *sinks.Embedded
+	if embedded {
+		broker, err = sinks.StartEmbedded(cfg.embeddedKafkaAddr)
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		log.Warn("no Kafka brokers configured: started an embedded in-memory Kafka broker (development only; its data is lost on exit)",
+			"addr", strings.Join(broker.Addrs(), ","))
+	}
+	k, err := sinks.NewKafka(cfg.kafka, set)
+	if err != nil {
+		return err
+	}
+	closeKafka := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		if err := k.Close(cctx); err != nil {
+			log.Error("closing the Kafka writer", "error", err)
+		}
+	}
+	if err := k.Start(ctx); err != nil {
+		closeKafka()
+		return err
+	}
+	srv, err := receiver.New(cfg.receiver, receiver.Deps{
+		Decoder: events.NewDecoder(events.DecoderConfig{Location: cfg.location}),
+		Sink:    k,
+		Ready:   map[string]receiver.ReadyFunc{"kafka": k.Ready},
+	}, set)
+	if err != nil {
+		closeKafka()
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		closeKafka()
+		return err
+	}
+	log.Info("emma-gateway started", "version", version, "kafka_brokers", strings.Join(cfg.kafka.Brokers, ","), "topics", cfg.kafka.TopicTemplate)
+
+	<-ctx.Done()
+	log.Info("shutting down: no new connections; answering requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("webhook server shutdown", "error", err)
+	}
+	closeKafka()
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", format)
+}

@@ -1,0 +1,252 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var received = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+const realMemberAdd = `{"event_name":"member_add","resource_url":"https://api.e2ma.net/1743199/members/1160010079","data":{"signup_form_id":null,"timestamp":"@D:2017-12-21T11:01:11","group_ids":[3065183],"account_id":1743199,"member_id":1160010079}}`
+
+func decode(t *testing.T, payload string) (*Event, error) {
+	t.Helper()
+	return NewDecoder(DecoderConfig{}).Decode([]byte(payload), DeliveryPOST, received)
+}
+
+func mustDecode(t *testing.T, payload string) *Event {
+	t.Helper()
+	ev, err := decode(t, payload)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	return ev
+}
+
+func TestDecodeRealMemberAddCallback(t *testing.T) {
+	ev := mustDecode(t, realMemberAdd)
+	p, ok := ev.Payload.(*MemberAdd)
+	if !ok {
+		t.Fatalf("payload is %T, want *MemberAdd", ev.Payload)
+	}
+	if p.AccountID != 1743199 || p.MemberID != 1160010079 || p.SignupFormID != nil || !reflect.DeepEqual(p.GroupIDs, []ID{3065183}) {
+		t.Fatalf("payload = %+v", p)
+	}
+	if got := p.Timestamp.UTC().Format(time.RFC3339); got != "2017-12-21T11:01:11Z" {
+		t.Fatalf("timestamp = %s", got)
+	}
+	if ev.ResourceURL != "https://api.e2ma.net/1743199/members/1160010079" || ev.Extra != nil {
+		t.Fatalf("resource_url = %q, extra = %v", ev.ResourceURL, ev.Extra)
+	}
+	if ev.Key() != "1160010079" || ev.Subject() != "member/1160010079" || !ev.Recognized() {
+		t.Fatalf("key %q subject %q recognized %v", ev.Key(), ev.Subject(), ev.Recognized())
+	}
+}
+
+func TestDecodeNormalizedJSON(t *testing.T) {
+	ev := mustDecode(t, `{"event_name":"message_click","x_top":1,"data":{"account_id":"6000000001","member_id":6160010079,"mailing_id":5012345678,"subject":"Hi","link_id":7,"timestamp":"@D:2026-11-20T10:02:03","link_url":"https://e.x/a","resource_url":"https://api.e2ma.net/6000000001/mailings/5012345678"}}`)
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("normalized value is not JSON: %v\n%s", err, b)
+	}
+	want := map[string]any{
+		"event_name":   "message_click",
+		"event_id":     ev.ID,
+		"account_id":   json.Number("6000000001"),
+		"member_id":    json.Number("6160010079"),
+		"mailing_id":   json.Number("5012345678"),
+		"subject":      "Hi",
+		"link_id":      json.Number("7"),
+		"timestamp":    "2026-11-20T10:02:03Z",
+		"received_at":  "2026-11-26T12:00:00Z",
+		"delivery":     "POST",
+		"resource_url": "https://api.e2ma.net/6000000001/mailings/5012345678",
+		"extra":        map[string]any{"link_url": "https://e.x/a", "x_top": json.Number("1")},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("normalized value\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	tests := map[string]string{
+		"not JSON":             `event_name=message_open`,
+		"truncated":            `{"event_name":"message_open"`,
+		"array":                `[{"event_name":"message_open"}]`,
+		"null":                 `null`,
+		"string":               `"message_open"`,
+		"no event_name":        `{"data":{"account_id":1}}`,
+		"empty event_name":     `{"event_name":"","data":{}}`,
+		"event_name not text":  `{"event_name":4,"data":{}}`,
+		"data not an object":   `{"event_name":"message_open","data":[1,2]}`,
+		"invalid UTF-8":        "{\"event_name\":\"message_open\",\"data\":{\"subject\":\"\xff\xfe\"}}",
+		"trailing garbage":     `{"event_name":"message_open"} {}`,
+		"100,000 deep nesting": `{"event_name":"x","data":{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}}`,
+	}
+	for name, payload := range tests {
+		t.Run(name, func(t *testing.T) {
+			ev, err := decode(t, payload)
+			if !errors.Is(err, ErrMalformed) || ev != nil {
+				t.Fatalf("Decode = %v, %v; want ErrMalformed and no event", ev, err)
+			}
+		})
+	}
+}
+
+func TestDecodeValidationErrorsNameJSONFields(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		want    []FieldError
+	}{
+		{"missing required", `{"event_name":"message_open","data":{"account_id":1,"timestamp":"@D:2026-01-01T00:00:00","mailing_id":2}}`,
+			[]FieldError{{"member_id", "required", "is required"}}},
+		{"no data at all", `{"event_name":"mailing_finish"}`,
+			[]FieldError{{"timestamp", "required", "is required"}, {"account_id", "required", "is required"}, {"mailing_id", "required", "is required"}}},
+		{"id not numeric", `{"event_name":"message_open","data":{"account_id":1,"member_id":"12x","mailing_id":2,"timestamp":"@D:2026-01-01T00:00:00"}}`,
+			[]FieldError{{"member_id", "type", errNotInteger.Error()}}},
+		{"id overflows", `{"event_name":"message_open","data":{"account_id":1,"member_id":1e400,"mailing_id":2,"timestamp":"@D:2026-01-01T00:00:00"}}`,
+			[]FieldError{{"member_id", "type", errNotInteger.Error()}}},
+		{"bad timestamp", `{"event_name":"message_open","data":{"account_id":1,"member_id":3,"mailing_id":2,"timestamp":"soon"}}`,
+			[]FieldError{{"timestamp", "type", errBadTime.Error()}}},
+		{"subject not a string", `{"event_name":"message_open","data":{"account_id":1,"member_id":3,"mailing_id":2,"timestamp":"@D:2026-01-01T00:00:00","subject":7}}`,
+			[]FieldError{{"subject", "type", "must be a string"}}},
+		{"documented optional field of wrong type", `{"event_name":"member_signup","data":{"account_id":1,"member_id":3,"signup_form_id":"abc","timestamp":"@D:2026-01-01T00:00:00"}}`,
+			[]FieldError{{"signup_form_id", "type", errNotInteger.Error()}}},
+		{"lenient event still needs account_id", `{"event_name":"group_create","data":{"group_name":"VIP"}}`,
+			[]FieldError{{"account_id", "required", "is required"}}},
+		{"lenient event with bad account_id", `{"event_name":"member_update","data":{"account_id":"acme"}}`,
+			[]FieldError{{"account_id", "type", errNotInteger.Error()}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := decode(t, tt.payload)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Decode error = %v, want a ValidationError", err)
+			}
+			if ev == nil || ve.Event != ev.Name {
+				t.Fatalf("event %v, error for %q", ev, ve.Event)
+			}
+			if !reflect.DeepEqual(ve.Errors, tt.want) {
+				t.Fatalf("errors\n got %+v\nwant %+v", ve.Errors, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeLenientEventsKeepOddFieldsInExtra(t *testing.T) {
+	ev := mustDecode(t, `{"event_name":"member_status_update","data":{"account_id":1,"member_id":"6160010079","status":3,"timestamp":"whenever","new":"x"}}`)
+	p := ev.Payload.(*MemberStatusUpdate)
+	if p.Status != nil || p.Timestamp != nil || *p.MemberID != 6160010079 {
+		t.Fatalf("payload = %+v", p)
+	}
+	want := map[string]json.RawMessage{"status": json.RawMessage(`3`), "timestamp": json.RawMessage(`"whenever"`), "new": json.RawMessage(`"x"`)}
+	if !reflect.DeepEqual(ev.Extra, want) {
+		t.Fatalf("extra = %s, want %s", ev.Extra, want)
+	}
+	if ev.Time() != received {
+		t.Fatalf("Time() = %v, want the receive time when Emma sent none", ev.Time())
+	}
+}
+
+func TestDecodeGroupIDAlias(t *testing.T) {
+	ev := mustDecode(t, `{"event_name":"group_delete","data":{"account_id":1,"group_id":"4300000003"}}`)
+	if g := ev.Payload.(*GroupDelete); g.MemberGroupID == nil || *g.MemberGroupID != 4300000003 || ev.Extra != nil {
+		t.Fatalf("payload %+v extra %v", g, ev.Extra)
+	}
+	if ev.Key() != "4300000003" || ev.Subject() != "group/4300000003" {
+		t.Fatalf("key %q subject %q", ev.Key(), ev.Subject())
+	}
+	// Both names: the canonical one wins and the alias is kept.
+	ev = mustDecode(t, `{"event_name":"group_delete","data":{"account_id":1,"group_id":5,"member_group_id":6}}`)
+	if *ev.Payload.(*GroupDelete).MemberGroupID != 6 || string(ev.Extra["group_id"]) != "5" {
+		t.Fatalf("payload %+v extra %s", ev.Payload, ev.Extra)
+	}
+}
+
+func TestDecodeKeyFollowsSpecOrder(t *testing.T) {
+	tests := map[string]string{
+		`{"event_name":"mailing_finish","data":{"account_id":1,"mailing_id":22,"timestamp":"@D:2026-01-01T00:00:00"}}`:                        "mailing/22",
+		`{"event_name":"import_finish","data":{"account_id":1,"import_id":33,"timestamp":"@D:2026-01-01T00:00:00"}}`:                          "import/33",
+		`{"event_name":"member_signup","data":{"account_id":1,"member_id":44,"mailing_id":22,"timestamp":"@D:2026-01-01T00:00:00"}}`:          "member/44",
+		`{"event_name":"mailing_start","data":{"account_id":1}}`:                                                                              "account/1",
+		`{"event_name":"member_birthday","data":{"account_id":9,"member_id":"55"}}`:                                                           "account/9",
+		`{"event_name":"member_optout","data":{"account_id":1,"member_id":66,"timestamp":"@D:2026-01-01T00:00:00","mailing_id":null}}`:        "member/66",
+		`{"event_name":"member_add_to_group","data":{"account_id":1,"member_id":null,"group_ids":[1],"timestamp":"@D:2026-01-01T00:00:00"}}`: "account/1",
+	}
+	for payload, want := range tests {
+		ev := mustDecode(t, payload)
+		if ev.Subject() != want || ev.Key() != want[strings.IndexByte(want, '/')+1:] {
+			t.Errorf("%s: subject %q key %q, want %q", payload, ev.Subject(), ev.Key(), want)
+		}
+	}
+}
+
+func TestDecodeUnrecognizedKeepsEverything(t *testing.T) {
+	ev := mustDecode(t, `{"event_name":"member_birthday","data":{"account_id":9,"member_id":"55","age":40,"timestamp":"@D:2026-01-01T00:00:00"}}`)
+	if ev.Recognized() || ev.Name != "member_birthday" || ev.AccountID() != 9 {
+		t.Fatalf("event = %+v", ev)
+	}
+	if string(ev.Extra["member_id"]) != `"55"` || string(ev.Extra["age"]) != "40" || len(ev.Extra) != 2 {
+		t.Fatalf("extra = %s", ev.Extra)
+	}
+	// Without an account, an unrecognized event is still accepted, keyless.
+	ev = mustDecode(t, `{"event_name":"ping"}`)
+	if ev.Key() != "" || ev.AccountID() != 0 {
+		t.Fatalf("key %q account %d", ev.Key(), ev.AccountID())
+	}
+}
+
+func TestEventIDIsStableAcrossFormattingAndDelivery(t *testing.T) {
+	d := NewDecoder(DecoderConfig{})
+	a, _ := d.Decode([]byte(realMemberAdd), DeliveryPOST, received)
+	b, _ := d.Decode([]byte(`{
+		"data": {"member_id": 1160010079, "account_id": 1743199, "group_ids": [ 3065183 ],
+		         "timestamp": "@D:2017-12-21T11:01:11", "signup_form_id": null},
+		"event_name": "member_add",
+		"resource_url": "https://api.e2ma.net/1743199/members/1160010079"}`), DeliveryGET, received.Add(time.Hour))
+	if a.ID != b.ID || len(a.ID) != 32 {
+		t.Fatalf("ids %q and %q, want one 32-hex id for the same callback", a.ID, b.ID)
+	}
+	// resource_url counts the same in the envelope or in data.
+	c, _ := d.Decode([]byte(`{"event_name":"member_add","data":{"resource_url":"https://api.e2ma.net/1743199/members/1160010079","signup_form_id":null,"timestamp":"@D:2017-12-21T11:01:11","group_ids":[3065183],"account_id":1743199,"member_id":1160010079}}`), DeliveryPOST, received)
+	if c.ID != a.ID {
+		t.Fatalf("resource_url in data changed the id: %s vs %s", c.ID, a.ID)
+	}
+	for _, other := range []string{
+		strings.Replace(realMemberAdd, "11:01:11", "11:01:12", 1),
+		strings.Replace(realMemberAdd, `"account_id":1743199`, `"account_id":1743198`, 1),
+		strings.Replace(realMemberAdd, `"member_add"`, `"member_signup"`, 1),
+		strings.Replace(realMemberAdd, `[3065183]`, `[3065183,1]`, 1),
+	} {
+		o, _ := d.Decode([]byte(other), DeliveryPOST, received)
+		if o == nil || o.ID == a.ID {
+			t.Errorf("a different callback got the same id: %s", other)
+		}
+	}
+}
+
+func TestRejectionKeepsPayloadAndReason(t *testing.T) {
+	payload := `{"event_name":"message_open","data":{"account_id":1}}`
+	ev, err := decode(t, payload)
+	r := NewRejection([]byte(payload), DeliveryGET, "", received, ev, err)
+	if r.Reason != ReasonInvalid || r.EventName != "message_open" || string(r.Payload) != payload || len(r.Errors) != 3 || len(r.ID) != 32 {
+		t.Fatalf("rejection = %+v", r)
+	}
+	_, err = decode(t, "nope")
+	r = NewRejection([]byte("nope"), DeliveryPOST, "text/plain", received, nil, err)
+	if r.Reason != ReasonMalformed || r.EventName != "" || !strings.Contains(r.Detail, "not a JSON object") {
+		t.Fatalf("rejection = %+v", r)
+	}
+}

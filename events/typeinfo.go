@@ -1,0 +1,95 @@
+package events
+
+import (
+	"reflect"
+	"strings"
+)
+
+// typeInfo is what decoding needs to know about a payload struct, computed
+// once per type by reflection.
+type typeInfo struct {
+	rtype reflect.Type
+	// fields by JSON name, aliases included.
+	fields map[string]field
+	// keyFields are the fields that can give the Kafka key, in the order of
+	// SPEC section 4: member, mailing, import, group, account.
+	keyFields []keyField
+}
+
+type keyField struct {
+	field
+	kind string // subject kind for ce_subject: "member", "mailing", ...
+}
+
+type field struct {
+	name  string // canonical JSON name
+	index []int
+	// strict fields report a value of the wrong type as a validation error;
+	// lenient ones keep it in Extra.
+	strict bool
+}
+
+// keyOrder is SPEC section 4's order of preference for the message key, with
+// the subject kind used in ce_subject.
+var keyOrder = []struct{ field, kind string }{
+	{"member_id", "member"},
+	{"mailing_id", "mailing"},
+	{"import_id", "import"},
+	{"member_group_id", "group"},
+	{"account_id", "account"},
+}
+
+func newTypeInfo(t reflect.Type) *typeInfo {
+	ti := &typeInfo{rtype: t, fields: map[string]field{}}
+	var walk func(t reflect.Type, index []int)
+	walk = func(t reflect.Type, index []int) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			idx := append(append([]int(nil), index...), i)
+			if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+				walk(sf.Type, idx)
+				continue
+			}
+			if !sf.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			// A field is strict when it is validated, or when its type is not
+			// a pointer, slice or string: an int id or time that failed to
+			// decode would otherwise pass as zero.
+			f := field{name: name, index: idx, strict: sf.Tag.Get("validate") != "" || sf.Type.Kind() != reflect.Pointer && sf.Type.Kind() != reflect.Slice}
+			ti.fields[name] = f
+			if alias := sf.Tag.Get("alias"); alias != "" {
+				ti.fields[alias] = f
+			}
+		}
+	}
+	walk(t, nil)
+	for _, k := range keyOrder {
+		if f, ok := ti.fields[k.field]; ok {
+			ti.keyFields = append(ti.keyFields, keyField{f, k.kind})
+		}
+	}
+	return ti
+}
+
+// keyOf returns the first key field of p that is set, and its subject kind.
+func (ti *typeInfo) keyOf(p Payload) (id ID, kind string, ok bool) {
+	v := reflect.ValueOf(p).Elem()
+	for _, f := range ti.keyFields {
+		fv := v.FieldByIndex(f.index)
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
+		if n := fv.Int(); n != 0 {
+			return ID(n), f.kind, true
+		}
+	}
+	return 0, "", false
+}

@@ -1,0 +1,37 @@
+// Package telemetry holds what every component receives to log and trace:
+// one logger, one tracer provider, one propagator. It is the only telemetry
+// plumbing receiver/ and sinks/ share; exporters are set up in cmd/.
+package telemetry
+
+import (
+	"log/slog"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Settings are a component's logger, tracer provider and propagator.
+type Settings struct {
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+	// TracerProvider makes the component's spans. Default: no-op.
+	TracerProvider trace.TracerProvider
+	// Propagator carries trace context across HTTP and Kafka. Default: W3C
+	// trace-context and baggage.
+	Propagator propagation.TextMapPropagator
+}
+
+// WithDefaults returns s with every nil field set to its default.
+func (s Settings) WithDefaults() Settings {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.TracerProvider == nil {
+		s.TracerProvider = noop.NewTracerProvider()
+	}
+	if s.Propagator == nil {
+		s.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	return s
+}

@@ -1,0 +1,75 @@
+package receiver
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Keys of values that handlers leave on the echo.Context for the access log.
+const (
+	ctxOutcome   = "emma.outcome"
+	ctxEventName = "emma.event_name"
+	ctxEventID   = "emma.event_id"
+	ctxCause     = "emma.cause"
+)
+
+func setOutcome(c echo.Context, o string) { c.Set(ctxOutcome, o) }
+
+func setEvent(c echo.Context, name, id string) {
+	c.Set(ctxEventName, name)
+	c.Set(ctxEventID, id)
+}
+
+// accessLog writes one line per request: the route pattern, never the URL
+// (which may carry the token and the payload), the status, the latency, and
+// for webhooks the event and the outcome.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // renders through handleError, so the status is known
+		}
+		status := c.Response().Status
+		attrs := []slog.Attr{
+			slog.String("method", c.Request().Method),
+			slog.String("route", routeName(c)),
+			slog.Int("status", status),
+			slog.Duration("latency", time.Since(start)),
+		}
+		if sc := trace.SpanContextFromContext(c.Request().Context()); sc.IsValid() {
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		}
+		for _, k := range []string{ctxEventName, ctxEventID, ctxOutcome} {
+			if v, ok := c.Get(k).(string); ok {
+				attrs = append(attrs, slog.String(k[len("emma."):], v))
+			}
+		}
+		level := slog.LevelInfo
+		if cause, ok := c.Get(ctxCause).(error); ok {
+			attrs = append(attrs, slog.String("error", cause.Error()))
+			level = slog.LevelWarn
+		}
+		if c.Path() == "/healthz" || c.Path() == "/readyz" {
+			level = slog.LevelDebug
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		return nil
+	}
+}
+
+// routeName is the route pattern with the token parameter folded away, so
+// that both webhook routes read "/webhooks/emma".
+func routeName(c echo.Context) string {
+	switch p := c.Path(); p {
+	case "/webhooks/emma/:token":
+		return "/webhooks/emma"
+	case "":
+		return "unmatched"
+	default:
+		return p
+	}
+}

@@ -1,0 +1,223 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+)
+
+// Sink makes events durable. Publish and DeadLetter return nil only once the
+// event (or rejected callback) is durable; any error means it is not, and the
+// callback is answered 503.
+type Sink interface {
+	Publish(ctx context.Context, ev *events.Event) error
+	DeadLetter(ctx context.Context, r *events.Rejection) error
+}
+
+// SinkFuncs adapts two functions to a [Sink], for tests.
+type SinkFuncs struct {
+	PublishFunc    func(ctx context.Context, ev *events.Event) error
+	DeadLetterFunc func(ctx context.Context, r *events.Rejection) error
+}
+
+// Publish calls f.PublishFunc.
+func (f SinkFuncs) Publish(ctx context.Context, ev *events.Event) error {
+	return f.PublishFunc(ctx, ev)
+}
+
+// DeadLetter calls f.DeadLetterFunc.
+func (f SinkFuncs) DeadLetter(ctx context.Context, r *events.Rejection) error {
+	return f.DeadLetterFunc(ctx, r)
+}
+
+var _ Sink = SinkFuncs{}
+
+// ReadyFunc reports whether a dependency can serve; nil means ready.
+type ReadyFunc func(ctx context.Context) error
+
+// Deps are what the server needs besides its configuration.
+type Deps struct {
+	// Decoder decodes callbacks. Required.
+	Decoder *events.Decoder
+	// Sink receives decoded events and dead letters. Required.
+	Sink Sink
+	// Ready holds the readiness checks of /readyz by name.
+	Ready map[string]ReadyFunc
+	// Now returns the current time. Default time.Now; tests fix it.
+	Now func() time.Time
+}
+
+// Server is the gateway's HTTP server.
+type Server struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	tracer trace.Tracer
+	tokens *tokens
+	echo   *echo.Echo
+	http   *http.Server
+	limits *limits
+
+	mu       sync.Mutex
+	ln       net.Listener
+	started  bool
+	stopOnce sync.Once
+	stopErr  error
+	serveErr chan error
+}
+
+// New returns a server for cfg. It does not listen: call Start.
+func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Decoder == nil || deps.Sink == nil {
+		return nil, errors.New("receiver: a decoder and a sink are required")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	set = set.WithDefaults()
+	s := &Server{
+		cfg:      cfg,
+		deps:     deps,
+		log:      set.Logger,
+		tracer:   set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/receiver"),
+		tokens:   newTokens(cfg.Tokens),
+		limits:   newLimits(cfg),
+		serveErr: make(chan error, 1),
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.accessLog, securityHeaders)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	// Route middleware, not an Echo group: a group with middleware adds
+	// catch-all routes that turn a wrong method into 404 instead of 405.
+	limit := s.limits.middleware(cfg.RetryAfter)
+	for _, path := range []string{"/webhooks/emma", "/webhooks/emma/:token"} {
+		e.GET(path, s.webhook, limit)
+		e.POST(path, s.webhook, limit)
+	}
+	s.echo = e
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(set.Logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler, for embedding and tests.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Start listens on the configured address and serves in the background.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("receiver: already started")
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("receiver: listen: %w", err)
+	}
+	s.ln, s.started = ln, true
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	s.log.Info("listening for Emma webhooks", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the server listens on, once started.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops accepting connections and waits, until ctx is done, for the
+// requests in flight to be answered. Safe without Start and safe twice.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		started := s.started
+		s.mu.Unlock()
+		if !started {
+			return
+		}
+		s.stopErr = s.http.Shutdown(ctx)
+		if s.stopErr != nil {
+			_ = s.http.Close()
+		}
+		if err := <-s.serveErr; err != nil && s.stopErr == nil {
+			s.stopErr = err
+		}
+	})
+	return s.stopErr
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	names := make([]string, 0, len(s.deps.Ready))
+	for n := range s.deps.Ready {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	checks := map[string]string{}
+	ready := true
+	for _, n := range names {
+		if err := s.deps.Ready[n](ctx); err != nil {
+			checks[n], ready = err.Error(), false
+		} else {
+			checks[n] = "ok"
+		}
+	}
+	if !ready {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+}
+
+// securityHeaders marks every answer as data for machines: not to be
+// sniffed, framed or cached.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		return next(c)
+	}
+}

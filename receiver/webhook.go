@@ -1,0 +1,155 @@
+package receiver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/emma-gateway/emma-gateway/events"
+)
+
+// Accepted is the body of a 200 answer.
+type Accepted struct {
+	Status     string `json:"status"`
+	EventID    string `json:"event_id"`
+	Event      string `json:"event"`
+	Recognized bool   `json:"recognized"`
+}
+
+// callback is a request reduced to what events needs.
+type callback struct {
+	payload     []byte
+	delivery    events.Delivery
+	contentType string
+}
+
+// webhook serves GET and POST /webhooks/emma[/{token}].
+func (s *Server) webhook(c echo.Context) error {
+	receivedAt := s.deps.Now()
+	if err := s.authenticate(c); err != nil {
+		return err
+	}
+	cb, err := s.read(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+
+	_, span := s.tracer.Start(ctx, "decode")
+	ev, err := s.deps.Decoder.Decode(cb.payload, cb.delivery, receivedAt)
+	if ev != nil {
+		setEvent(c, ev.Name, ev.ID)
+		span.SetAttributes(attribute.String("emma.event_name", ev.Name), attribute.String("emma.event_id", ev.ID))
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, "rejected")
+	}
+	span.End()
+	if err != nil {
+		return s.reject(c, cb, ev, err)
+	}
+
+	pctx, cancel := s.publishContext(ctx)
+	defer cancel()
+	if err := s.deps.Sink.Publish(pctx, ev); err != nil {
+		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "the event could not be made durable; retry later").
+			retry(s.cfg.RetryAfter).withCause(err)
+	}
+	outcome := outcomeAccepted
+	if !ev.Recognized() {
+		outcome = outcomeUnrecognized
+	}
+	setOutcome(c, outcome)
+	return c.JSON(http.StatusOK, Accepted{Status: "accepted", EventID: ev.ID, Event: ev.Name, Recognized: ev.Recognized()})
+}
+
+// publishContext keeps the request's trace but not its cancellation: once a
+// publish has started it is finished even if Emma hangs up, so that what may
+// already be in Kafka is also acknowledged there; PublishTimeout bounds it.
+func (s *Server) publishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PublishTimeout)
+}
+
+// reject keeps a refused callback on the dead-letter topic and answers 400
+// (not a callback) or 422 (an event that fails validation). When the dead
+// letter cannot be kept, the answer is 503 so that the sender may retry.
+func (s *Server) reject(c echo.Context, cb callback, ev *events.Event, err error) error {
+	r := events.NewRejection(cb.payload, cb.delivery, cb.contentType, s.deps.Now(), ev, err)
+	ctx, cancel := s.publishContext(c.Request().Context())
+	defer cancel()
+	if derr := s.deps.Sink.DeadLetter(ctx, r); derr != nil {
+		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "the rejected callback could not be kept; retry later").
+			retry(s.cfg.RetryAfter).withCause(errors.Join(err, derr))
+	}
+	var ve *events.ValidationError
+	if errors.As(err, &ve) {
+		p := problem(http.StatusUnprocessableEntity, outcomeInvalid, "the "+ve.Event+" event failed validation; it was kept on the dead-letter topic")
+		p.Event, p.Errors = ve.Event, ve.Errors
+		return p
+	}
+	var me *events.MalformedError
+	detail := "not an Emma callback"
+	if errors.As(err, &me) {
+		detail = "not an Emma callback: " + me.Reason
+	}
+	return problem(http.StatusBadRequest, outcomeMalformed, detail)
+}
+
+// read extracts the callback's JSON from the request (SPEC section 3):
+// GET: the payload query parameter; POST: the body whatever its
+// Content-Type, the payload form field of a form body, or the payload query
+// parameter when the body is empty.
+func (s *Server) read(c echo.Context) (callback, error) {
+	r := c.Request()
+	cb := callback{delivery: events.DeliveryGET, contentType: r.Header.Get(echo.HeaderContentType)}
+	if r.Method == http.MethodPost {
+		cb.delivery = events.DeliveryPOST
+		body, err := s.readBody(r)
+		if err != nil {
+			return cb, err
+		}
+		cb.payload = body
+		mt, _, _ := mime.ParseMediaType(cb.contentType)
+		if mt == echo.MIMEApplicationForm && len(bytes.TrimSpace(body)) > 0 {
+			form, ferr := url.ParseQuery(string(body))
+			if p := form.Get("payload"); ferr == nil && p != "" {
+				cb.payload = []byte(p)
+			} else if t := bytes.TrimSpace(body); t[0] != '{' {
+				// A form body without a payload field, and not JSON sent
+				// under a form content type either.
+				return cb, problem(http.StatusBadRequest, outcomeMalformed, "no payload: the form has no payload field")
+			}
+		}
+		if len(bytes.TrimSpace(cb.payload)) > 0 {
+			return cb, nil
+		}
+	}
+	p := c.QueryParam("payload")
+	if p == "" {
+		return cb, problem(http.StatusBadRequest, outcomeMalformed, "no payload: send the JSON as the POST body or the payload query parameter")
+	}
+	cb.payload = []byte(p)
+	return cb, nil
+}
+
+func (s *Server) readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.cfg.BodyLimit {
+		return nil, problem(http.StatusRequestEntityTooLarge, outcomeTooLarge, "the body exceeds the limit")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.BodyLimit+1))
+	if err != nil {
+		return nil, problem(http.StatusBadRequest, outcomeMalformed, "the body could not be read").withCause(err)
+	}
+	if int64(len(body)) > s.cfg.BodyLimit {
+		return nil, problem(http.StatusRequestEntityTooLarge, outcomeTooLarge, "the body exceeds the limit")
+	}
+	return body, nil
+}

@@ -1,0 +1,278 @@
+package sinks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+)
+
+// ErrUnavailable is matched by every error of [Kafka.Publish] and
+// [Kafka.DeadLetter]: the event is not durable and the caller must not
+// acknowledge it.
+var ErrUnavailable = errors.New("kafka unavailable")
+
+// Kafka publishes events to Kafka through one shared kafka-go Writer, waiting
+// for acknowledgement from all in-sync replicas before returning.
+type Kafka struct {
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	writer *kafka.Writer
+	client *kafka.Client
+
+	wg        sync.WaitGroup
+	stop      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	mu          sync.Mutex
+	topicsReady bool
+	topicsErr   error
+}
+
+// NewKafka returns a Kafka sink for cfg. It does not connect: call Start.
+func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	set = set.WithDefaults()
+	tlsCfg, err := cfg.TLS.config()
+	if err != nil {
+		return nil, err
+	}
+	mech, _ := cfg.SASL.mechanism() // checked by Validate
+	transport := &kafka.Transport{
+		Dial:        (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext,
+		ClientID:    cfg.ClientID,
+		TLS:         tlsCfg,
+		SASL:        mech,
+		MetadataTTL: cfg.MetadataTTL,
+	}
+	addr := kafka.TCP(cfg.Brokers...)
+	k := &Kafka{
+		cfg:    cfg,
+		log:    set.Logger,
+		tracer: set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/sinks"),
+		prop:   set.Propagator,
+		stop:   make(chan struct{}),
+		client: &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
+		writer: &kafka.Writer{
+			Addr: addr,
+			// Murmur2 is the partitioner of Java's and librdkafka's
+			// consistent clients: a key lands on the same partition whoever
+			// produces it. kafka-go's Hash is FNV-1a and would not agree.
+			Balancer: &kafka.Murmur2Balancer{},
+			// A literal Writer defaults to no acks at all; durability needs
+			// every in-sync replica.
+			RequiredAcks:           kafka.RequireAll,
+			BatchTimeout:           cfg.BatchTimeout,
+			BatchSize:              cfg.BatchSize,
+			WriteTimeout:           cfg.WriteTimeout,
+			ReadTimeout:            cfg.WriteTimeout,
+			MaxAttempts:            cfg.MaxAttempts,
+			WriteBackoffMin:        10 * time.Millisecond,
+			WriteBackoffMax:        500 * time.Millisecond,
+			AllowAutoTopicCreation: false,
+			Transport:              transport,
+			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+				set.Logger.Warn("kafka writer", "detail", fmt.Sprintf(msg, args...))
+			}),
+		},
+	}
+	if !cfg.CreateTopics {
+		k.topicsReady = true
+	}
+	return k, nil
+}
+
+// Topics returns every topic the sink writes: one per known event type, the
+// unrecognized topic and the dead-letter topic.
+func (k *Kafka) Topics() []string { return k.cfg.Topics() }
+
+// Start creates the missing topics. It returns quickly: if the brokers do
+// not answer within a few seconds it keeps trying in the background (and
+// [Kafka.Ready] says so) rather than failing, so that a gateway can start
+// while Kafka is still coming up.
+func (k *Kafka) Start(ctx context.Context) error {
+	if !k.cfg.CreateTopics {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := k.ensureTopics(ctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	k.log.Warn("kafka topics not created yet; retrying in the background", "error", err)
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		backoff := time.Second
+		for {
+			select {
+			case <-k.stop:
+				return
+			case <-time.After(backoff):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := k.ensureTopics(ctx)
+			cancel()
+			if err == nil {
+				k.log.Info("kafka topics created")
+				return
+			}
+			k.log.Warn("kafka topics not created yet", "error", err)
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}()
+	return nil
+}
+
+func (k *Kafka) ensureTopics(ctx context.Context) error {
+	var cfgs []kafka.TopicConfig
+	for _, t := range k.Topics() {
+		cfgs = append(cfgs, kafka.TopicConfig{Topic: t, NumPartitions: k.cfg.Partitions, ReplicationFactor: k.cfg.ReplicationFactor})
+	}
+	res, err := k.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: cfgs})
+	if err == nil {
+		var errs []error
+		for topic, terr := range res.Errors {
+			if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+				errs = append(errs, fmt.Errorf("create topic %s: %w", topic, terr))
+			}
+		}
+		err = errors.Join(errs...)
+	}
+	k.mu.Lock()
+	k.topicsReady, k.topicsErr = err == nil, err
+	k.mu.Unlock()
+	return err
+}
+
+// Ready reports whether the brokers answer and the topics exist.
+func (k *Kafka) Ready(ctx context.Context) error {
+	k.mu.Lock()
+	ready, terr := k.topicsReady, k.topicsErr
+	k.mu.Unlock()
+	if !ready {
+		if terr == nil {
+			terr = errors.New("not created yet")
+		}
+		return fmt.Errorf("kafka topics: %w", terr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	md, err := k.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.cfg.DeadLetterTopic}})
+	if err != nil {
+		return fmt.Errorf("kafka brokers: %w", err)
+	}
+	if len(md.Brokers) == 0 {
+		return errors.New("kafka brokers: metadata lists no broker")
+	}
+	return nil
+}
+
+// Publish writes ev to its topic and returns once all in-sync replicas have
+// it. An error means the event is not known to be durable: it wraps
+// [ErrUnavailable]. Because kafka-go has no idempotent producer and a write
+// already sent cannot be recalled, an error does not prove the event is
+// absent from Kafka: delivery is at-least-once, deduplicated by event_id.
+func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
+	value, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", ev.Name, err)
+	}
+	topic := k.cfg.UnrecognizedTopic
+	if ev.Recognized() {
+		topic = k.cfg.topic(ev.Name)
+	}
+	msg := kafka.Message{Topic: topic, Value: value, Headers: cloudEventHeaders(ev)}
+	if key := ev.Key(); key != "" {
+		msg.Key = []byte(key)
+	}
+	return k.write(ctx, msg)
+}
+
+// DeadLetter writes a rejected callback, raw, to the dead-letter topic with
+// the reason in its headers.
+func (k *Kafka) DeadLetter(ctx context.Context, r *events.Rejection) error {
+	msg := kafka.Message{
+		Topic:   k.cfg.DeadLetterTopic,
+		Key:     []byte(r.ID),
+		Value:   r.Payload,
+		Headers: deadLetterHeaders(r),
+	}
+	return k.write(ctx, msg)
+}
+
+func (k *Kafka) write(ctx context.Context, msg kafka.Message) error {
+	ctx, span := k.tracer.Start(ctx, "send "+msg.Topic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingDestinationName(msg.Topic),
+			semconv.MessagingKafkaMessageKey(string(msg.Key)),
+			semconv.MessagingMessageBodySize(len(msg.Value)),
+		))
+	defer span.End()
+	// The message carries the producer span, so a consumer's span is its
+	// child.
+	k.prop.Inject(ctx, headerCarrier{&msg.Headers})
+
+	if err := k.writer.WriteMessages(ctx, msg); err != nil {
+		span.SetStatus(codes.Error, "publish failed")
+		span.SetAttributes(attribute.String(string(semconv.ErrorTypeKey), errorType(err)))
+		return fmt.Errorf("%w: publish to %s: %w", ErrUnavailable, msg.Topic, err)
+	}
+	return nil
+}
+
+// errorType is a low-cardinality name for a publish error.
+func errorType(err error) string {
+	var ke kafka.Error
+	switch {
+	case errors.As(err, &ke):
+		return ke.Title()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return semconv.ErrorTypeOther.Value.AsString()
+}
+
+// Close flushes and closes the writer. It is bounded by ctx because kafka-go's
+// Close can hang on a write to an unreachable broker. Safe to call twice and
+// without Start.
+func (k *Kafka) Close(ctx context.Context) error {
+	k.closeOnce.Do(func() {
+		close(k.stop)
+		done := make(chan error, 1)
+		go func() { done <- k.writer.Close() }()
+		select {
+		case k.closeErr = <-done:
+		case <-ctx.Done():
+			k.closeErr = fmt.Errorf("kafka writer close: %w", ctx.Err())
+		}
+		k.wg.Wait()
+	})
+	return k.closeErr
+}
