@@ -177,12 +177,12 @@ func TestDecodeGroupIDAlias(t *testing.T) {
 
 func TestDecodeKeyFollowsSpecOrder(t *testing.T) {
 	tests := map[string]string{
-		`{"event_name":"mailing_finish","data":{"account_id":1,"mailing_id":22,"timestamp":"@D:2026-01-01T00:00:00"}}`:                        "mailing/22",
-		`{"event_name":"import_finish","data":{"account_id":1,"import_id":33,"timestamp":"@D:2026-01-01T00:00:00"}}`:                          "import/33",
-		`{"event_name":"member_signup","data":{"account_id":1,"member_id":44,"mailing_id":22,"timestamp":"@D:2026-01-01T00:00:00"}}`:          "member/44",
-		`{"event_name":"mailing_start","data":{"account_id":1}}`:                                                                              "account/1",
-		`{"event_name":"member_birthday","data":{"account_id":9,"member_id":"55"}}`:                                                           "account/9",
-		`{"event_name":"member_optout","data":{"account_id":1,"member_id":66,"timestamp":"@D:2026-01-01T00:00:00","mailing_id":null}}`:        "member/66",
+		`{"event_name":"mailing_finish","data":{"account_id":1,"mailing_id":22,"timestamp":"@D:2026-01-01T00:00:00"}}`:                       "mailing/22",
+		`{"event_name":"import_finish","data":{"account_id":1,"import_id":33,"timestamp":"@D:2026-01-01T00:00:00"}}`:                         "import/33",
+		`{"event_name":"member_signup","data":{"account_id":1,"member_id":44,"mailing_id":22,"timestamp":"@D:2026-01-01T00:00:00"}}`:         "member/44",
+		`{"event_name":"mailing_start","data":{"account_id":1}}`:                                                                             "account/1",
+		`{"event_name":"member_birthday","data":{"account_id":9,"member_id":"55"}}`:                                                          "account/9",
+		`{"event_name":"member_optout","data":{"account_id":1,"member_id":66,"timestamp":"@D:2026-01-01T00:00:00","mailing_id":null}}`:       "member/66",
 		`{"event_name":"member_add_to_group","data":{"account_id":1,"member_id":null,"group_ids":[1],"timestamp":"@D:2026-01-01T00:00:00"}}`: "account/1",
 	}
 	for payload, want := range tests {
