@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	_ "time/tzdata" // --timezone works in images without zoneinfo
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
@@ -22,7 +24,8 @@ type serveConfig struct {
 	kafka             sinks.Config
 	embeddedKafkaAddr string
 	timezone          string
-	location          *time.Location // timezone, loaded
+	location          *time.Location   // timezone, loaded
+	now               func() time.Time // nil: time.Now; tests fix it
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
@@ -123,64 +126,93 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if len(cfg.receiver.Tokens) == 0 {
 		log.Warn("!!! NO WEBHOOK TOKENS: anyone who can reach this gateway can publish events; set EMMA_GATEWAY_TOKENS !!!")
 	}
-	set := telemetry.Settings{Logger: log}
+	// Spans are always made, so that every Kafka message carries a
+	// traceparent; exporting them is configured by OTEL_* variables.
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	set := telemetry.Settings{Logger: log, TracerProvider: tp}
 	return runGateway(ctx, cfg, embedded, set)
 }
 
-// runGateway builds each part, wires them, serves until ctx is done, then
-// shuts down in order: stop accepting and answer what is in flight, flush
-// and close the Kafka writer, stop the embedded broker.
-func runGateway(ctx context.Context, cfg serveConfig, embedded bool, set telemetry.Settings) (err error) {
-	log := set.Logger
-	var broker *sinks.Embedded
-	if embedded {
-		broker, err = sinks.StartEmbedded(cfg.embeddedKafkaAddr)
+// gateway is a running gateway: the parts cmd wires together.
+type gateway struct {
+	cfg    serveConfig
+	log    *slog.Logger
+	broker *sinks.Embedded // nil with real brokers
+	kafka  *sinks.Kafka
+	server *receiver.Server
+}
+
+// startGateway builds each part, wires them and starts them. On error it
+// undoes what it started.
+func startGateway(ctx context.Context, cfg serveConfig, embedded bool, set telemetry.Settings) (_ *gateway, err error) {
+	g := &gateway{cfg: cfg, log: set.Logger}
+	defer func() {
 		if err != nil {
-			return err
+			g.stop()
 		}
-		defer broker.Close()
-		log.Warn("no Kafka brokers configured: started an embedded in-memory Kafka broker (development only; its data is lost on exit)",
-			"addr", strings.Join(broker.Addrs(), ","))
-	}
-	k, err := sinks.NewKafka(cfg.kafka, set)
-	if err != nil {
-		return err
-	}
-	closeKafka := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		defer cancel()
-		if err := k.Close(cctx); err != nil {
-			log.Error("closing the Kafka writer", "error", err)
+	}()
+	if embedded {
+		if g.broker, err = sinks.StartEmbedded(cfg.embeddedKafkaAddr); err != nil {
+			return nil, err
 		}
+		cfg.kafka.Brokers = g.broker.Addrs()
+		g.log.Warn("no Kafka brokers configured: started an embedded in-memory Kafka broker (development only; its data is lost on exit)",
+			"addr", strings.Join(g.broker.Addrs(), ","))
 	}
-	if err := k.Start(ctx); err != nil {
-		closeKafka()
-		return err
+	if g.kafka, err = sinks.NewKafka(cfg.kafka, set); err != nil {
+		return nil, err
 	}
-	srv, err := receiver.New(cfg.receiver, receiver.Deps{
+	if err = g.kafka.Start(ctx); err != nil {
+		return nil, err
+	}
+	g.server, err = receiver.New(cfg.receiver, receiver.Deps{
 		Decoder: events.NewDecoder(events.DecoderConfig{Location: cfg.location}),
-		Sink:    k,
-		Ready:   map[string]receiver.ReadyFunc{"kafka": k.Ready},
+		Sink:    g.kafka,
+		Ready:   map[string]receiver.ReadyFunc{"kafka": g.kafka.Ready},
+		Now:     cfg.now,
 	}, set)
 	if err != nil {
-		closeKafka()
-		return err
+		return nil, err
 	}
-	if err := srv.Start(); err != nil {
-		closeKafka()
-		return err
+	if err = g.server.Start(); err != nil {
+		return nil, err
 	}
-	log.Info("emma-gateway started", "version", version, "kafka_brokers", strings.Join(cfg.kafka.Brokers, ","), "topics", cfg.kafka.TopicTemplate)
+	g.log.Info("emma-gateway started", "version", version, "kafka_brokers", strings.Join(cfg.kafka.Brokers, ","), "topic_template", cfg.kafka.TopicTemplate)
+	return g, nil
+}
 
-	<-ctx.Done()
-	log.Info("shutting down: no new connections; answering requests in flight")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+// stop shuts down in order: stop accepting and answer what is in flight,
+// flush and close the Kafka writer, stop the embedded broker. Each step is
+// bounded by the shutdown timeout. Safe on a half-started gateway.
+func (g *gateway) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Error("webhook server shutdown", "error", err)
+	if g.server != nil {
+		if err := g.server.Shutdown(ctx); err != nil {
+			g.log.Error("webhook server shutdown", "error", err)
+		}
 	}
-	closeKafka()
-	log.Info("stopped")
+	if g.kafka != nil {
+		if err := g.kafka.Close(ctx); err != nil {
+			g.log.Error("closing the Kafka writer", "error", err)
+		}
+	}
+	if g.broker != nil {
+		g.broker.Close()
+	}
+}
+
+// runGateway serves until ctx is done, then shuts down gracefully.
+func runGateway(ctx context.Context, cfg serveConfig, embedded bool, set telemetry.Settings) error {
+	g, err := startGateway(ctx, cfg, embedded, set)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	g.log.Info("shutting down: no new connections; answering requests in flight")
+	g.stop()
+	g.log.Info("stopped")
 	return nil
 }
 
