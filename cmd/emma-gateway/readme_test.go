@@ -1,0 +1,57 @@
+package main
+
+import (
+	"flag"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestReadmeDocumentsEveryFlag keeps the configuration table true: every
+// flag of serve, with its environment variable, is in it.
+func TestReadmeDocumentsEveryFlag(t *testing.T) {
+	doc := readme(t)
+	cfg := defaultServeConfig()
+	fs := serveFlags(&cfg)
+	fs.VisitAll(func(f *flag.Flag) {
+		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
+		if !strings.Contains(doc, row) {
+			t.Errorf("README lacks the row for --%s (%s)", f.Name, envName(f.Name))
+		}
+	})
+}
+
+// TestReadmeCurlExamplesAreAccepted sends the README's two curl callbacks,
+// as written, to a real gateway and reads them back from Kafka.
+func TestReadmeCurlExamplesAreAccepted(t *testing.T) {
+	doc := readme(t)
+	post := regexp.MustCompile(`(?m)^\s+-d '(\{.*\})'$`).FindStringSubmatch(doc)
+	get := regexp.MustCompile(`(?m)--data-urlencode 'payload=(\{.*\})'$`).FindStringSubmatch(doc)
+	if post == nil || get == nil {
+		t.Fatal("README has no POST and GET curl examples")
+	}
+	tg := startTestGateway(t, nil)
+	for _, c := range []struct{ method, payload, topic string }{
+		{http.MethodPost, post[1], "emma.member_add"},
+		{http.MethodGet, get[1], "emma.message_open"},
+	} {
+		status, body := tg.callback(t, c.method, c.payload)
+		if status != 200 || body["recognized"] != true {
+			t.Fatalf("%s example: %d %v", c.method, status, body)
+		}
+		if msgs := consume(t, tg.brokers, c.topic); len(msgs) != 1 {
+			t.Fatalf("%s holds %d messages", c.topic, len(msgs))
+		}
+	}
+}
