@@ -364,11 +364,14 @@ func TestHealthAndReadiness(t *testing.T) {
 	s, err := New(cfg, Deps{
 		Decoder: events.NewDecoder(events.DecoderConfig{}),
 		Sink:    &recorder{},
-		Ready: map[string]ReadyFunc{"kafka": func(context.Context) error {
+		Ready: func(context.Context) Readiness {
 			mu.Lock()
 			defer mu.Unlock()
-			return readyErr
-		}},
+			if readyErr != nil {
+				return Readiness{Ready: false, Checks: map[string]string{"kafka": readyErr.Error()}}
+			}
+			return Readiness{Ready: true, Checks: map[string]string{"kafka": "ok"}}
+		},
 	}, testSettings(t))
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -44,8 +43,17 @@ func (f SinkFuncs) DeadLetter(ctx context.Context, r *events.Rejection) error {
 
 var _ Sink = SinkFuncs{}
 
-// ReadyFunc reports whether a dependency can serve; nil means ready.
-type ReadyFunc func(ctx context.Context) error
+// Readiness is the answer of a readiness check: whether the gateway can
+// accept events now, and a line per dependency saying why.
+type Readiness struct {
+	Ready  bool              `json:"-"`
+	Checks map[string]string `json:"checks"`
+}
+
+// ReadyFunc checks the gateway's dependencies for /readyz. The policy
+// (which failures make the gateway unready) is the caller's: with a spool,
+// an unreachable Kafka still leaves the gateway able to accept events.
+type ReadyFunc func(ctx context.Context) Readiness
 
 // Deps are what the server needs besides its configuration.
 type Deps struct {
@@ -53,8 +61,8 @@ type Deps struct {
 	Decoder *events.Decoder
 	// Sink receives decoded events and dead letters. Required.
 	Sink Sink
-	// Ready holds the readiness checks of /readyz by name.
-	Ready map[string]ReadyFunc
+	// Ready is the readiness check of /readyz. Default: always ready.
+	Ready ReadyFunc
 	// Now returns the current time. Default time.Now; tests fix it.
 	Now func() time.Time
 }
@@ -189,24 +197,14 @@ func (s *Server) healthz(c echo.Context) error {
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
-	names := make([]string, 0, len(s.deps.Ready))
-	for n := range s.deps.Ready {
-		names = append(names, n)
+	r := Readiness{Ready: true}
+	if s.deps.Ready != nil {
+		r = s.deps.Ready(ctx)
 	}
-	sort.Strings(names)
-	checks := map[string]string{}
-	ready := true
-	for _, n := range names {
-		if err := s.deps.Ready[n](ctx); err != nil {
-			checks[n], ready = err.Error(), false
-		} else {
-			checks[n] = "ok"
-		}
+	if !r.Ready {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": r.Checks})
 	}
-	if !ready {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": checks})
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": r.Checks})
 }
 
 // securityHeaders marks every answer as data for machines: not to be

@@ -62,6 +62,9 @@ type Config struct {
 	TLS TLSConfig
 	// SASL configures SASL authentication to the brokers.
 	SASL SASLConfig
+	// Spool configures the local write-ahead spool that keeps events Kafka
+	// cannot take in time. Off unless Spool.Dir is set.
+	Spool SpoolConfig
 }
 
 // TLSConfig configures TLS to the brokers.
@@ -103,6 +106,7 @@ func DefaultConfig() Config {
 		MaxAttempts:       3,
 		MetadataTTL:       5 * time.Second,
 		DialTimeout:       5 * time.Second,
+		Spool:             DefaultSpoolConfig(),
 	}
 }
 
@@ -149,6 +153,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("kafka: max attempts must be at least 1, not %d", c.MaxAttempts))
 	}
 	if _, err := c.SASL.mechanism(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Spool.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ type Kafka struct {
 	prop   propagation.TextMapPropagator
 	writer *kafka.Writer
 	client *kafka.Client
+	spool  *Spool // nil without a spool directory
 
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -47,6 +49,8 @@ type Kafka struct {
 }
 
 // NewKafka returns a Kafka sink for cfg. It does not connect: call Start.
+// With cfg.Spool.Dir set it opens the spool there (replaying, once
+// started, what a previous run left).
 func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,8 +102,16 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 	if !cfg.CreateTopics {
 		k.topicsReady = true
 	}
+	if cfg.Spool.Dir != "" {
+		if k.spool, err = OpenSpool(cfg.Spool, set.Logger); err != nil {
+			return nil, err
+		}
+	}
 	return k, nil
 }
+
+// Spool returns the sink's spool, nil when it has none.
+func (k *Kafka) Spool() *Spool { return k.spool }
 
 // Topics returns every topic the sink writes: one per known event type, the
 // unrecognized topic and the dead-letter topic.
@@ -110,6 +122,10 @@ func (k *Kafka) Topics() []string { return k.cfg.Topics() }
 // [Kafka.Ready] says so) rather than failing, so that a gateway can start
 // while Kafka is still coming up.
 func (k *Kafka) Start(ctx context.Context) error {
+	if k.spool != nil {
+		k.wg.Add(1)
+		go k.replay()
+	}
 	if !k.cfg.CreateTopics {
 		return nil
 	}
@@ -234,13 +250,122 @@ func (k *Kafka) write(ctx context.Context, msg kafka.Message) error {
 		))
 	defer span.End()
 	// The message carries the producer span, so a consumer's span is its
-	// child.
+	// child, also when the message is replayed from the spool.
 	k.prop.Inject(ctx, headerCarrier{&msg.Headers})
 
-	if err := k.writer.WriteMessages(ctx, msg); err != nil {
-		span.SetStatus(codes.Error, "publish failed")
-		span.SetAttributes(attribute.String(string(semconv.ErrorTypeKey), errorType(err)))
-		return fmt.Errorf("%w: publish to %s: %w", ErrUnavailable, msg.Topic, err)
+	if k.spool == nil {
+		if err := k.writer.WriteMessages(ctx, msg); err != nil {
+			return k.failed(span, msg.Topic, err)
+		}
+		return nil
+	}
+	// With a spool: while it holds records, new ones queue behind them so
+	// that replay keeps their order. Otherwise Kafka gets SpoolConfig.After
+	// to acknowledge, and the message is spooled if it does not. A write
+	// that timed out may still land, so the spooled copy can duplicate it:
+	// at-least-once, deduplicated by event_id.
+	reason := "spool pending"
+	if !k.spool.Pending() {
+		wctx, cancel := context.WithTimeout(ctx, k.cfg.Spool.After)
+		err := k.writer.WriteMessages(wctx, msg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		reason = errorType(err)
+	}
+	if err := k.spool.Append(ctx, msg); err != nil {
+		return k.failed(span, msg.Topic, err)
+	}
+	span.AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", reason)))
+	return nil
+}
+
+func (k *Kafka) failed(span trace.Span, topic string, err error) error {
+	span.SetStatus(codes.Error, "publish failed")
+	span.SetAttributes(attribute.String(string(semconv.ErrorTypeKey), errorType(err)))
+	return fmt.Errorf("%w: publish to %s: %w", ErrUnavailable, topic, err)
+}
+
+// replay sends sealed spool segments to Kafka, oldest first, and deletes a
+// segment once all its records are acknowledged. It backs off while Kafka
+// fails and stops with Close.
+func (k *Kafka) replay() {
+	defer k.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-k.stop
+		cancel()
+	}()
+	pos := map[uint64]int{} // records of a segment already acknowledged
+	backoff := 100 * time.Millisecond
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if k.spool.Pending() {
+			err := k.replayOnce(ctx, pos)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				k.log.Warn("spool replay paused; Kafka does not take the records yet", "error", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-k.spool.notify:
+		case <-tick.C:
+		}
+	}
+}
+
+// replayOnce replays every sealed segment, sealing the active one first
+// when the others are done.
+func (k *Kafka) replayOnce(ctx context.Context, pos map[uint64]int) error {
+	segs, err := k.spool.sealed()
+	if err != nil {
+		return err
+	}
+	for _, seq := range segs {
+		recs, corrupt, err := readSegment(k.spool.path(seq))
+		if err != nil {
+			return err
+		}
+		if corrupt > 0 && pos[seq] == 0 {
+			k.spool.corrupt.Add(int64(corrupt))
+			k.log.Error("spool: skipped corrupted records (a torn write or a damaged disk)", "segment", filepath.Base(k.spool.path(seq)), "stretches", corrupt)
+		}
+		for i := pos[seq]; i < len(recs); {
+			end := min(i+k.cfg.Spool.ReplayBatch, len(recs))
+			batch := make([]kafka.Message, 0, end-i)
+			for _, r := range recs[i:end] {
+				batch = append(batch, r.msg)
+			}
+			wctx, cancel := context.WithTimeout(ctx, k.cfg.WriteTimeout)
+			err := k.writer.WriteMessages(wctx, batch...)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("replay %s: %w", filepath.Base(k.spool.path(seq)), err)
+			}
+			k.spool.replayed.Add(int64(end - i))
+			i = end
+			pos[seq] = i
+		}
+		if err := k.spool.remove(seq); err != nil {
+			return err
+		}
+		delete(pos, seq)
 	}
 	return nil
 }
@@ -265,6 +390,7 @@ func errorType(err error) string {
 func (k *Kafka) Close(ctx context.Context) error {
 	k.closeOnce.Do(func() {
 		close(k.stop)
+		k.wg.Wait() // the replayer and the topic creator
 		done := make(chan error, 1)
 		go func() { done <- k.writer.Close() }()
 		select {
@@ -272,7 +398,11 @@ func (k *Kafka) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			k.closeErr = fmt.Errorf("kafka writer close: %w", ctx.Err())
 		}
-		k.wg.Wait()
+		if k.spool != nil {
+			// Whatever the writer could not flush was acknowledged to no
+			// one or is in the spool already; the spool is closed last.
+			k.spool.Close()
+		}
 	})
 	return k.closeErr
 }

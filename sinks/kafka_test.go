@@ -3,14 +3,18 @@ package sinks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
@@ -35,11 +39,13 @@ func newSink(t *testing.T, brokers []string, mutate func(*Config)) *Kafka {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	k, err := NewKafka(cfg, telemetry.Settings{})
+	tp := sdktrace.NewTracerProvider()
+	k, err := NewKafka(cfg, telemetry.Settings{TracerProvider: tp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		defer tp.Shutdown(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = k.Close(ctx)
@@ -94,22 +100,9 @@ func TestPublishFailureIsUnavailable(t *testing.T) {
 	if err := k.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	e.Cluster().ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		e.Cluster().KeepControl()
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	failProduce(e.Cluster(), failing)
 	err := k.Publish(context.Background(), testEvent(t))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish error = %v, want ErrUnavailable", err)
@@ -227,4 +220,103 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestFailedPublishIsSpooledAndReplayedInOrder(t *testing.T) {
+	e := startEmbedded(t)
+	dir := t.TempDir()
+	k := newSink(t, e.Addrs(), func(c *Config) {
+		c.Spool.Dir = dir
+		c.Spool.After = 300 * time.Millisecond
+		c.MaxAttempts = 1
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	failProduce(e.Cluster(), failing)
+	dec := events.NewDecoder(events.DecoderConfig{})
+	const n = 50
+	var ids []string
+	for i := range n {
+		ev, err := dec.Decode([]byte(fmt.Sprintf(`{"event_name":"message_open","data":{"account_id":1,"member_id":42,"mailing_id":%d,"timestamp":"@D:2026-01-01T00:00:00"}}`, i+1)), events.DeliveryPOST, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Publish(context.Background(), ev); err != nil {
+			t.Fatalf("publish %d with Kafka failing and a spool: %v", i, err)
+		}
+		ids = append(ids, ev.ID)
+	}
+	if st := k.Spool().Stats(); st.Records != n {
+		t.Fatalf("spool holds %d records, want %d", st.Records, n)
+	}
+	failing.Store(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for k.Spool().Pending() {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool not drained: %+v", k.Spool().Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.Addrs(), Topic: "emma.message_open", Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// One member: one partition, and replay keeps the order of the calls.
+	for i := range n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		var ceID, tp string
+		for _, h := range m.Headers {
+			switch h.Key {
+			case "ce_id":
+				ceID = string(h.Value)
+			case "traceparent":
+				tp = string(h.Value)
+			}
+		}
+		if ceID != ids[i] {
+			t.Fatalf("message %d is %s, want %s (order lost)", i, ceID, ids[i])
+		}
+		if tp == "" {
+			t.Fatal("the replayed message lost its traceparent")
+		}
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	for _, p := range segs {
+		if info, _ := os.Stat(p); info.Size() > 0 {
+			t.Fatalf("replayed segment %s was not deleted", p)
+		}
+	}
+	if st := k.Spool().Stats(); st.Replayed != n || st.Bytes != 0 {
+		t.Fatalf("stats after replay %+v", st)
+	}
+}
+
+func TestSpoolFullMeansUnavailable(t *testing.T) {
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), func(c *Config) {
+		c.Spool.Dir = t.TempDir()
+		c.Spool.After = 100 * time.Millisecond
+		c.Spool.MaxBytes, c.Spool.SegmentBytes = 1<<20, 64<<10
+		c.MaxAttempts = 1
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	failProduce(e.Cluster(), failing)
+	big := &events.Rejection{ID: "x", Payload: make([]byte, 300<<10), Reason: events.ReasonMalformed}
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		err = k.DeadLetter(context.Background(), big)
+	}
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrSpoolFull) {
+		t.Fatalf("publishing into a full spool: %v", err)
+	}
 }

@@ -62,6 +62,10 @@ func serveFlags(cfg *serveConfig) *flagSet {
 	fs.IntVar(&k.BatchSize, "kafka-batch-size", k.BatchSize, "most messages in a produce batch")
 	fs.DurationVar(&k.WriteTimeout, "kafka-write-timeout", k.WriteTimeout, "timeout of one produce request")
 	fs.DurationVar(&k.MetadataTTL, "kafka-metadata-ttl", k.MetadataTTL, "how long cluster metadata is trusted")
+	fs.StringVar(&k.Spool.Dir, "spool-dir", k.Spool.Dir, "directory of the local write-ahead spool that keeps events Kafka cannot take in time (empty: no spool, such events are answered 503)")
+	fs.Int64Var(&k.Spool.MaxBytes, "spool-max-bytes", k.Spool.MaxBytes, "largest spool on disk, in bytes; when full, events are answered 503")
+	fs.Int64Var(&k.Spool.SegmentBytes, "spool-segment-bytes", k.Spool.SegmentBytes, "size of one spool segment file, in bytes")
+	fs.DurationVar(&k.Spool.After, "spool-after", k.Spool.After, "how long a publish waits for Kafka before the event is spooled instead")
 	fs.BoolVar(&k.TLS.Enabled, "kafka-tls", k.TLS.Enabled, "connect to Kafka with TLS")
 	fs.StringVar(&k.TLS.CAFile, "kafka-tls-ca-file", "", "PEM CA bundle for the brokers' certificates")
 	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert-file", "", "client certificate (PEM) for mutual TLS")
@@ -120,7 +124,11 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.kafka.Brokers = []string{cfg.embeddedKafkaAddr}
 		cfg.kafka.ReplicationFactor = 1
 	}
-	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate()); err != nil {
+	var cross error
+	if cfg.kafka.Spool.Dir != "" && cfg.kafka.Spool.After >= cfg.receiver.PublishTimeout {
+		cross = fmt.Errorf("the spool deadline (%s) must be shorter than the publish timeout (%s), or events would time out before they are spooled", cfg.kafka.Spool.After, cfg.receiver.PublishTimeout)
+	}
+	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate(), cross); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if len(cfg.receiver.Tokens) == 0 {
@@ -169,7 +177,7 @@ func startGateway(ctx context.Context, cfg serveConfig, embedded bool, set telem
 	g.server, err = receiver.New(cfg.receiver, receiver.Deps{
 		Decoder: events.NewDecoder(events.DecoderConfig{Location: cfg.location}),
 		Sink:    g.kafka,
-		Ready:   map[string]receiver.ReadyFunc{"kafka": g.kafka.Ready},
+		Ready:   g.ready,
 		Now:     cfg.now,
 	}, set)
 	if err != nil {
@@ -201,6 +209,29 @@ func (g *gateway) stop() {
 	if g.broker != nil {
 		g.broker.Close()
 	}
+}
+
+// ready is the readiness policy: the gateway can accept events when Kafka
+// answers, or when it does not but the spool has room.
+func (g *gateway) ready(ctx context.Context) receiver.Readiness {
+	r := receiver.Readiness{Ready: true, Checks: map[string]string{"kafka": "ok"}}
+	kerr := g.kafka.Ready(ctx)
+	if kerr != nil {
+		r.Checks["kafka"] = kerr.Error()
+	}
+	sp := g.kafka.Spool()
+	if sp == nil {
+		r.Ready = kerr == nil
+		return r
+	}
+	st := sp.Stats()
+	if err := sp.Room(); err != nil {
+		r.Checks["spool"] = fmt.Sprintf("%v: %d records, %d bytes", err, st.Records, st.Bytes)
+		r.Ready = kerr == nil
+		return r
+	}
+	r.Checks["spool"] = fmt.Sprintf("ok: %d records, %d bytes", st.Records, st.Bytes)
+	return r
 }
 
 // runGateway serves until ctx is done, then shuts down gracefully.
