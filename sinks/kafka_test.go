@@ -320,3 +320,50 @@ func TestSpoolFullMeansUnavailable(t *testing.T) {
 		t.Fatalf("publishing into a full spool: %v", err)
 	}
 }
+
+// BenchmarkPublishKafkaFailing measures Publish while every produce fails:
+// every event goes to the spool (after the first, which waits Spool.After).
+func BenchmarkPublishKafkaFailing(b *testing.B) {
+	e, err := StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.ReplicationFactor, cfg.Partitions, cfg.MaxAttempts = e.Addrs(), 1, 3, 1
+	cfg.Spool.Dir = b.TempDir()
+	cfg.Spool.After = 50 * time.Millisecond
+	k, err := NewKafka(cfg, telemetry.Settings{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close(context.Background())
+	if err := k.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	failProduce(e.Cluster(), failing)
+	ev, err := events.NewDecoder(events.DecoderConfig{}).Decode([]byte(`{"event_name":"message_open","data":{"account_id":1,"member_id":6160010079,"mailing_id":3,"subject":"November news","timestamp":"@D:2026-01-01T00:00:00"}}`), events.DeliveryPOST, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := k.Publish(context.Background(), ev); err != nil { // primes the spool
+		b.Fatal(err)
+	}
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := k.Spool().Stats()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := k.Publish(context.Background(), ev); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	st := k.Spool().Stats()
+	b.ReportMetric(float64(st.Fsyncs-start.Fsyncs)/float64(st.Appended-start.Appended), "fsyncs/op")
+}

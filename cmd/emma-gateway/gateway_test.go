@@ -76,7 +76,10 @@ func startTestGateway(t *testing.T, mutate func(*serveConfig)) *testGateway {
 	logs := &lockedBuffer{}
 	tp := sdktrace.NewTracerProvider()
 	set := telemetry.Settings{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), TracerProvider: tp}
-	g, err := startGateway(context.Background(), cfg, true, set)
+	// A test that names brokers brings its own cluster; otherwise the
+	// gateway starts its embedded one.
+	embedded := len(cfg.kafka.Brokers) == 0
+	g, err := startGateway(context.Background(), cfg, embedded, set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +90,11 @@ func startTestGateway(t *testing.T, mutate func(*serveConfig)) *testGateway {
 			t.Log("gateway log:\n" + logs.String())
 		}
 	})
-	return &testGateway{gateway: g, url: "http://" + g.server.Addr().String(), brokers: g.broker.Addrs(), logs: logs}
+	brokers := cfg.kafka.Brokers
+	if embedded {
+		brokers = g.broker.Addrs()
+	}
+	return &testGateway{gateway: g, url: "http://" + g.server.Addr().String(), brokers: brokers, logs: logs}
 }
 
 // callback sends payload by POST (a JSON body) or GET (the payload query

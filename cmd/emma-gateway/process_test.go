@@ -62,8 +62,8 @@ func TestBinaryServesOnEmbeddedBrokerAndStopsGracefully(t *testing.T) {
 	addr, kafkaAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "EMMA_GATEWAY_ADDR="+addr, "EMMA_GATEWAY_EMBEDDED_KAFKA_ADDR="+kafkaAddr)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
