@@ -1,0 +1,440 @@
+package emmaapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+)
+
+const (
+	pub  = "PUBLIC-KEY-abc123"
+	priv = "PRIVATE-KEY-xyz789"
+)
+
+// The sample responses of Emma's documentation, verbatim (tabs and all).
+const (
+	seedList = `[
+	  {
+		"url": "http://myemma.com", 
+		"webhook_id": 100, 
+		"method": "POST", 
+		"account_id": 100, 
+		"event": "mailing_finish"
+	  }, 
+	  {
+		"url": "http://tech.myemma.com", 
+		"webhook_id": 101, 
+		"method": "POST", 
+		"account_id": 100, 
+		"event": "mailing_finish"
+	  }
+	]`
+	seedGet = `{
+	  "url": "http://myemma.com", 
+	  "event": "mailing_finish", 
+	  "method": "POST", 
+	  "account_id": 100, 
+	  "webhook_id": 100
+	}`
+	seedEventsHead = `[
+	  {
+		"event_name": "mailing_finish", 
+		"webhook_event_id": 1, 
+		"description": "Fired when a mailing is finished."
+	  }, 
+	  {
+		"event_name": "mailing_start", 
+		"webhook_event_id": 2, 
+		"description": "Fired when a mailing starts."
+	  }
+	]`
+	seedCreate = "1024"
+	seedUpdate = "100"
+	seedDelete = "true"
+)
+
+func config(base string) emmaapi.Config {
+	c := emmaapi.DefaultConfig()
+	c.BaseURL, c.AccountID, c.PublicKey, c.PrivateKey = base, "100", pub, priv
+	c.RetryBackoff, c.MaxBackoff, c.MaxRetries = time.Millisecond, 4*time.Millisecond, 3
+	c.Timeout = 5 * time.Second
+	return c
+}
+
+func newClient(t *testing.T, cfg emmaapi.Config) *emmaapi.Client {
+	t.Helper()
+	c, err := emmaapi.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// seedServer answers one request as the documentation's sample does and
+// records what it received.
+type seenRequest struct {
+	method, path, user, pass, contentType string
+	body                                  map[string]any
+}
+
+func seedServer(t *testing.T, answer string) (*httptest.Server, *seenRequest) {
+	t.Helper()
+	seen := &seenRequest{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.method, seen.path = r.Method, r.URL.Path
+		seen.user, seen.pass, _ = r.BasicAuth()
+		seen.contentType = r.Header.Get("Content-Type")
+		if b, _ := io.ReadAll(r.Body); len(b) > 0 {
+			if err := json.Unmarshal(b, &seen.body); err != nil {
+				t.Errorf("body is not a JSON object: %s", b)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, seen
+}
+
+func TestClientReadsEverySampleResponseOfTheDocumentation(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name, answer, method, path string
+		call                       func(*emmaapi.Client) (any, error)
+		want                       any
+		wantBody                   map[string]any
+	}{
+		{"list", seedList, "GET", "/100/webhooks",
+			func(c *emmaapi.Client) (any, error) { return c.List(ctx) },
+			[]emmaapi.Webhook{
+				{ID: 100, AccountID: 100, Event: "mailing_finish", URL: "http://myemma.com", Method: "POST"},
+				{ID: 101, AccountID: 100, Event: "mailing_finish", URL: "http://tech.myemma.com", Method: "POST"},
+			}, nil},
+		{"get", seedGet, "GET", "/100/webhooks/100",
+			func(c *emmaapi.Client) (any, error) { return c.Get(ctx, 100) },
+			emmaapi.Webhook{ID: 100, AccountID: 100, Event: "mailing_finish", URL: "http://myemma.com", Method: "POST"}, nil},
+		{"events", seedEventsHead, "GET", "/100/webhooks/events",
+			func(c *emmaapi.Client) (any, error) { return c.EventTypes(ctx) },
+			[]emmaapi.EventType{
+				{Name: "mailing_finish", ID: 1, Description: "Fired when a mailing is finished."},
+				{Name: "mailing_start", ID: 2, Description: "Fired when a mailing starts."},
+			}, nil},
+		{"create", seedCreate, "POST", "/100/webhooks",
+			func(c *emmaapi.Client) (any, error) {
+				return c.Create(ctx, emmaapi.WebhookParams{URL: "http://myemma.com/blog/", Event: "mailing_finish"})
+			},
+			int64(1024), map[string]any{"url": "http://myemma.com/blog/", "event": "mailing_finish", "public_key": pub}},
+		{"update", seedUpdate, "PUT", "/100/webhooks/100",
+			func(c *emmaapi.Client) (any, error) {
+				return c.Update(ctx, 100, emmaapi.WebhookParams{URL: "http://tech.myemma.com/"})
+			},
+			int64(100), map[string]any{"url": "http://tech.myemma.com/"}},
+		{"delete", seedDelete, "DELETE", "/100/webhooks/101",
+			func(c *emmaapi.Client) (any, error) { return nil, c.Delete(ctx, 101) },
+			nil, nil},
+		{"delete all", seedDelete, "DELETE", "/100/webhooks",
+			func(c *emmaapi.Client) (any, error) { return nil, c.DeleteAll(ctx) },
+			nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, seen := seedServer(t, tt.answer)
+			got, err := tt.call(newClient(t, config(srv.URL)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %#v\nwant %#v", got, tt.want)
+			}
+			if seen.method != tt.method || seen.path != tt.path {
+				t.Fatalf("sent %s %s, want %s %s", seen.method, seen.path, tt.method, tt.path)
+			}
+			if seen.user != pub || seen.pass != priv {
+				t.Fatalf("Basic auth %q:%q", seen.user, seen.pass)
+			}
+			if !reflect.DeepEqual(seen.body, tt.wantBody) {
+				t.Fatalf("body %v, want %v", seen.body, tt.wantBody)
+			}
+			if tt.wantBody != nil && seen.contentType != "application/json" {
+				t.Fatalf("Content-Type %q", seen.contentType)
+			}
+		})
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		status   int
+		answer   string
+		call     func(*emmaapi.Client) error
+		want     error
+		attempts int32
+	}{
+		{"401 is bad credentials", 401, `{"error":"Unauthorized"}`, func(c *emmaapi.Client) error { _, err := c.List(ctx); return err }, emmaapi.ErrUnauthorized, 1},
+		{"404 on get", 404, `Not found`, func(c *emmaapi.Client) error { _, err := c.Get(ctx, 7); return err }, emmaapi.ErrNotFound, 1},
+		{"404 on update", 404, `Not found`, func(c *emmaapi.Client) error {
+			_, err := c.Update(ctx, 7, emmaapi.WebhookParams{URL: "http://x"})
+			return err
+		}, emmaapi.ErrNotFound, 1},
+		{"404 on delete", 404, `Not found`, func(c *emmaapi.Client) error { return c.Delete(ctx, 7) }, emmaapi.ErrNotFound, 1},
+		{"403 retried then rate limited", 403, `Rate limit`, func(c *emmaapi.Client) error { _, err := c.List(ctx); return err }, emmaapi.ErrRateLimited, 4},
+		{"403 on create retried too", 403, ``, func(c *emmaapi.Client) error {
+			_, err := c.Create(ctx, emmaapi.WebhookParams{Event: "x", URL: "http://x"})
+			return err
+		}, emmaapi.ErrRateLimited, 4},
+		{"500 on get retried", 500, `oops`, func(c *emmaapi.Client) error { _, err := c.List(ctx); return err }, emmaapi.ErrUnavailable, 4},
+		{"500 on create not retried", 500, `oops`, func(c *emmaapi.Client) error {
+			_, err := c.Create(ctx, emmaapi.WebhookParams{Event: "x", URL: "http://x"})
+			return err
+		}, emmaapi.ErrUnavailable, 1},
+		{"400 is a bad request", 400, `{"error":"bad"}`, func(c *emmaapi.Client) error {
+			_, err := c.Create(ctx, emmaapi.WebhookParams{Event: "x", URL: "http://x"})
+			return err
+		}, emmaapi.ErrBadRequest, 1},
+		{"update answered false", 200, `false`, func(c *emmaapi.Client) error {
+			_, err := c.Update(ctx, 7, emmaapi.WebhookParams{URL: "http://x"})
+			return err
+		}, emmaapi.ErrRefused, 1},
+		{"delete answered false", 200, `false`, func(c *emmaapi.Client) error { return c.Delete(ctx, 7) }, emmaapi.ErrRefused, 1},
+		{"answer not JSON", 200, `<html>`, func(c *emmaapi.Client) error { _, err := c.List(ctx); return err }, emmaapi.ErrBadResponse, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				w.WriteHeader(tt.status)
+				fmt.Fprint(w, tt.answer)
+			}))
+			t.Cleanup(srv.Close)
+			err := tt.call(newClient(t, config(srv.URL)))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			if got := n.Load(); got != tt.attempts {
+				t.Fatalf("%d attempts, want %d", got, tt.attempts)
+			}
+			if strings.Contains(err.Error(), pub) || strings.Contains(err.Error(), priv) {
+				t.Fatalf("the error shows a key: %v", err)
+			}
+			var apiErr *emmaapi.Error
+			if tt.status != 200 && (!errors.As(err, &apiErr) || apiErr.Status != tt.status) {
+				t.Fatalf("want an *Error with status %d, got %#v", tt.status, err)
+			}
+		})
+	}
+}
+
+func TestClientRetriesRateLimitUntilEmmaAccepts(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 2 {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		fmt.Fprint(w, "1024")
+	}))
+	t.Cleanup(srv.Close)
+	id, err := newClient(t, config(srv.URL)).Create(context.Background(), emmaapi.WebhookParams{Event: "mailing_finish", URL: "http://x"})
+	if err != nil || id != 1024 || n.Load() != 3 {
+		t.Fatalf("id %d err %v after %d calls", id, err, n.Load())
+	}
+}
+
+func TestClientDeadAPIIsUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there any more: connections are refused
+	_, err = newClient(t, config("http://"+addr)).List(context.Background())
+	if !errors.Is(err, emmaapi.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("error %v", err)
+	}
+	if strings.Contains(err.Error(), priv) || strings.Contains(err.Error(), pub) {
+		t.Fatalf("the error shows a key: %v", err)
+	}
+}
+
+func TestClientTimesOutASilentAPI(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	cfg := config(srv.URL)
+	cfg.Timeout, cfg.MaxRetries = 50*time.Millisecond, 1
+	_, err := newClient(t, cfg).List(context.Background())
+	if !errors.Is(err, emmaapi.ErrUnavailable) || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestClientStopsWithItsContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := config(srv.URL)
+	cfg.RetryBackoff, cfg.MaxBackoff, cfg.MaxRetries = time.Hour, time.Hour, 5
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := newClient(t, cfg).List(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, emmaapi.ErrRateLimited) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestConfigValidateReportsEveryProblemWithoutKeys(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*emmaapi.Config)
+		want   []string
+	}{
+		{"valid", func(*emmaapi.Config) {}, nil},
+		{"all missing", func(c *emmaapi.Config) { c.BaseURL, c.AccountID, c.PublicKey, c.PrivateKey = "", "", "", "" },
+			[]string{"API URL is empty", "account id is empty", "public API key is empty", "private API key is empty"}},
+		{"bad values", func(c *emmaapi.Config) { c.BaseURL, c.AccountID, c.Timeout = "ftp://x", "12a", 0 },
+			[]string{"absolute http(s) URL", "positive integer", "timeout"}},
+		{"credentials in URL", func(c *emmaapi.Config) { c.BaseURL = "https://u:" + priv + "@api.e2ma.net" },
+			[]string{"must not carry credentials"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config("https://api.e2ma.net")
+			tt.mutate(&c)
+			err := c.Validate()
+			if (err == nil) != (tt.want == nil) {
+				t.Fatalf("error %v", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q lacks %q", err, w)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), priv) {
+				t.Fatalf("the error shows the key: %v", err)
+			}
+		})
+	}
+}
+
+func TestKeysNeverPrinted(t *testing.T) {
+	cfg := config("https://api.e2ma.net")
+	c := newClient(t, cfg)
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%v", c)} {
+		if strings.Contains(s, pub) || strings.Contains(s, priv) {
+			t.Fatalf("printed a key: %s", s)
+		}
+	}
+}
+
+// TestClientAgainstEmulator runs every call against the emulator, which
+// keeps state, so that the calls are checked together.
+func TestClientAgainstEmulator(t *testing.T) {
+	ecfg := emulator.DefaultConfig()
+	ecfg.PublicKey, ecfg.PrivateKey = pub, priv
+	em, err := emulator.New(ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em.Handler())
+	t.Cleanup(srv.Close)
+	c := newClient(t, config(srv.URL))
+	ctx := context.Background()
+
+	types, err := c.EventTypes(ctx)
+	if err != nil || len(types) != 18 || types[0].Name != "mailing_finish" || types[17] != (emmaapi.EventType{Name: "message_forward", ID: 18, Description: "Fired when a message is forwarded."}) {
+		t.Fatalf("event types %v %v", types, err)
+	}
+	id, err := c.Create(ctx, emmaapi.WebhookParams{Event: "mailing_finish", URL: "http://myemma.com/blog/"})
+	if err != nil || id != 1024 {
+		t.Fatalf("create: %d %v", id, err)
+	}
+	id2, err := c.Create(ctx, emmaapi.WebhookParams{Event: "message_open", URL: "http://gw/x", Method: "GET"})
+	if err != nil || id2 != 1025 {
+		t.Fatalf("create: %d %v", id2, err)
+	}
+	got, err := c.Get(ctx, id)
+	if want := (emmaapi.Webhook{ID: 1024, AccountID: 100, Event: "mailing_finish", URL: "http://myemma.com/blog/", Method: "POST"}); err != nil || got != want {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if uid, err := c.Update(ctx, id, emmaapi.WebhookParams{URL: "http://tech.myemma.com/"}); err != nil || uid != id {
+		t.Fatalf("update: %d %v", uid, err)
+	}
+	if _, err := c.Update(ctx, id, emmaapi.WebhookParams{Method: "PATCH"}); !errors.Is(err, emmaapi.ErrRefused) {
+		t.Fatalf("invalid update: %v", err)
+	}
+	list, err := c.List(ctx)
+	if err != nil || len(list) != 2 || list[0].URL != "http://tech.myemma.com/" || list[1].Method != "GET" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if err := c.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		func() error { _, err := c.Get(ctx, id); return err }(),
+		func() error { _, err := c.Update(ctx, id, emmaapi.WebhookParams{URL: "http://x/"}); return err }(),
+		c.Delete(ctx, id),
+	} {
+		if !errors.Is(err, emmaapi.ErrNotFound) {
+			t.Fatalf("after delete: %v", err)
+		}
+	}
+	if _, err := c.Create(ctx, emmaapi.WebhookParams{Event: "no_such_event", URL: "http://x/"}); !errors.Is(err, emmaapi.ErrBadRequest) {
+		t.Fatalf("unknown event: %v", err)
+	}
+	if err := c.DeleteAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := c.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("after delete all: %v %v", list, err)
+	}
+
+	bad := config(srv.URL)
+	bad.PrivateKey = "wrong"
+	if _, err := newClient(t, bad).List(ctx); !errors.Is(err, emmaapi.ErrUnauthorized) {
+		t.Fatalf("wrong key: %v", err)
+	}
+}
+
+func TestEmulatorRateLimitIsRetriedThenReported(t *testing.T) {
+	ecfg := emulator.DefaultConfig()
+	ecfg.PublicKey, ecfg.PrivateKey, ecfg.CallsPerMinute = pub, priv, 1
+	em, err := emulator.New(ecfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em.Handler())
+	t.Cleanup(srv.Close)
+	c := newClient(t, config(srv.URL))
+	if _, err := c.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.List(context.Background())
+	if !errors.Is(err, emmaapi.ErrRateLimited) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("error %v", err)
+	}
+	if n := em.Calls()["GET /webhooks"]; n != 5 {
+		t.Fatalf("%d calls, want 1 + 1 + 3 retries", n)
+	}
+}

@@ -1,0 +1,288 @@
+package emulator_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/events"
+)
+
+var at = time.Date(2026, 11, 20, 10, 1, 2, 0, time.UTC)
+
+func start(t *testing.T, mutate func(*emulator.Config)) (*emulator.Emulator, *httptest.Server) {
+	t.Helper()
+	cfg := emulator.DefaultConfig()
+	cfg.Now = func() time.Time { return at }
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	em, err := emulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em.Handler())
+	t.Cleanup(srv.Close)
+	return em, srv
+}
+
+// raw sends one API request with the default credentials and returns the
+// status and the body as text.
+func raw(t *testing.T, srv *httptest.Server, method, path, body string, auth bool) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth {
+		req.SetBasicAuth(emulator.DefaultPublicKey, emulator.DefaultPrivateKey)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, strings.TrimSpace(string(b))
+}
+
+// TestAPIAnswersAsTheDocumentation replays the documentation's samples, in
+// order, and compares the answers as text (bare ids, true, false).
+func TestAPIAnswersAsTheDocumentation(t *testing.T) {
+	_, srv := start(t, nil)
+	steps := []struct {
+		method, path, body string
+		auth               bool
+		status             int
+		answer             string
+	}{
+		{"GET", "/100/webhooks", "", true, 200, `[]`},
+		{"POST", "/100/webhooks", `{"url": "http://myemma.com/blog/", "event": "mailing_finish"}`, true, 200, `1024`},
+		{"POST", "/100/webhooks", `{"url": "http://tech.myemma.com", "event": "mailing_finish", "method": "get"}`, true, 200, `1025`},
+		{"GET", "/100/webhooks/1024", "", true, 200, `{"webhook_id":1024,"account_id":100,"event":"mailing_finish","url":"http://myemma.com/blog/","method":"POST"}`},
+		{"PUT", "/100/webhooks/1024", `{"url": "http://tech.myemma.com/"}`, true, 200, `1024`},
+		{"PUT", "/100/webhooks/1024", `{"method": "PATCH"}`, true, 200, `false`},
+		{"GET", "/100/webhooks", "", true, 200, `[{"webhook_id":1024,"account_id":100,"event":"mailing_finish","url":"http://tech.myemma.com/","method":"POST"},{"webhook_id":1025,"account_id":100,"event":"mailing_finish","url":"http://tech.myemma.com","method":"GET"}]`},
+		{"DELETE", "/100/webhooks/1025", "", true, 200, `true`},
+		{"GET", "/100/webhooks/1025", "", true, 404, `{"error":"Not found"}`},
+		{"PUT", "/100/webhooks/1025", `{"url": "http://x/"}`, true, 404, `{"error":"Not found"}`},
+		{"DELETE", "/100/webhooks/1025", "", true, 404, `{"error":"Not found"}`},
+		{"POST", "/100/webhooks", `{"url": "http://x/", "event": "member_birthday"}`, true, 400, `{"error":"unknown event"}`},
+		{"POST", "/100/webhooks", `{"event": "mailing_finish"}`, true, 400, `{"error":"event and url are required"}`},
+		{"DELETE", "/100/webhooks", "", true, 200, `true`},
+		{"GET", "/100/webhooks", "", true, 200, `[]`},
+		{"GET", "/100/webhooks", "", false, 401, `{"error":"Invalid credentials"}`},
+		{"GET", "/101/webhooks", "", true, 401, `{"error":"The keys do not belong to this account"}`},
+	}
+	for _, s := range steps {
+		status, answer := raw(t, srv, s.method, s.path, s.body, s.auth)
+		if status != s.status || answer != s.answer {
+			t.Fatalf("%s %s %s: %d %s\nwant %d %s", s.method, s.path, s.body, status, answer, s.status, s.answer)
+		}
+	}
+}
+
+func TestEventTypesAreTheDocumentations18(t *testing.T) {
+	_, srv := start(t, nil)
+	status, answer := raw(t, srv, "GET", "/100/webhooks/events", "", true)
+	var got []emmaapi.EventType
+	if err := json.Unmarshal([]byte(answer), &got); status != 200 || err != nil {
+		t.Fatalf("%d %s", status, answer)
+	}
+	if len(got) != 18 {
+		t.Fatalf("%d event types, want 18", len(got))
+	}
+	for i, et := range got {
+		if et.ID != i+1 || et.Name == "member_add" || et.Description == "" {
+			t.Errorf("event type %d: %+v", i, et)
+		}
+	}
+	if got[7] != (emmaapi.EventType{Name: "message_share_click", ID: 8, Description: "Fired when a someone follows a link a member has shared."}) {
+		t.Errorf("event 8 is not the documentation's: %+v", got[7])
+	}
+}
+
+func TestRateLimitAnswers403(t *testing.T) {
+	_, srv := start(t, func(c *emulator.Config) { c.CallsPerMinute = 2 })
+	for i, want := range []int{200, 200, 403} {
+		if status, _ := raw(t, srv, "GET", "/100/webhooks", "", true); status != want {
+			t.Fatalf("call %d: %d, want %d", i, status, want)
+		}
+	}
+}
+
+// receiver records the callbacks it gets.
+type receiver struct {
+	mu   sync.Mutex
+	got  []*http.Request
+	body []string
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	rc.got, rc.body = append(rc.got, r), append(rc.body, string(b))
+	rc.mu.Unlock()
+	if strings.Contains(r.URL.Path, "broken") {
+		http.Error(w, "nope", http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte(`{"status":"accepted"}`))
+}
+
+func TestFireCallsEveryWebhookOfTheEventByItsMethod(t *testing.T) {
+	em, srv := start(t, nil)
+	rc := &receiver{}
+	target := httptest.NewServer(rc)
+	t.Cleanup(target.Close)
+	for _, b := range []string{
+		`{"event":"message_open","url":"` + target.URL + `/hook/post"}`,
+		`{"event":"message_open","url":"` + target.URL + `/hook/get?token=abc","method":"GET"}`,
+		`{"event":"message_click","url":"` + target.URL + `/hook/other"}`,
+		`{"event":"message_open","url":"` + target.URL + `/broken"}`,
+	} {
+		if status, answer := raw(t, srv, "POST", "/100/webhooks", b, true); status != 200 {
+			t.Fatalf("%d %s", status, answer)
+		}
+	}
+	status, answer := raw(t, srv, "POST", "/_emulator/fire", `{"event":"message_open","data":{"subject":"Hello"}}`, false)
+	if status != 200 {
+		t.Fatalf("fire: %d %s", status, answer)
+	}
+	var res emulator.FireResult
+	if err := json.Unmarshal([]byte(answer), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Deliveries) != 3 || len(rc.got) != 3 {
+		t.Fatalf("%d deliveries, %d received, want 3", len(res.Deliveries), len(rc.got))
+	}
+	want := `{"event_name":"message_open","data":{"account_id":100,"mailing_id":5012340001,"member_id":6160010001,"subject":"Hello","timestamp":"@D:2026-11-20T10:01:02"}}`
+	if string(res.Payload) != want {
+		t.Fatalf("payload\n got %s\nwant %s", res.Payload, want)
+	}
+	post, get := rc.got[0], rc.got[1]
+	if post.Method != "POST" || post.URL.Path != "/hook/post" || rc.body[0] != want || post.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("POST delivery: %s %s %q %s", post.Method, post.URL, rc.body[0], post.Header)
+	}
+	if get.Method != "GET" || get.URL.Query().Get("payload") != want || get.URL.Query().Get("token") != "abc" || rc.body[1] != "" {
+		t.Fatalf("GET delivery: %s %s", get.Method, get.URL)
+	}
+	d := em.Deliveries()
+	if len(d) != 3 || d[0].Status != 200 || d[1].Status != 200 || d[1].Method != "GET" || d[2].Status != 503 || d[0].Response != `{"status":"accepted"}` {
+		t.Fatalf("deliveries %+v", d)
+	}
+	status, answer = raw(t, srv, "GET", "/_emulator/deliveries", "", false)
+	var listed []emulator.Delivery
+	if err := json.Unmarshal([]byte(answer), &listed); status != 200 || err != nil || len(listed) != 3 || listed[2].WebhookID != 1027 {
+		t.Fatalf("deliveries endpoint: %d %s", status, answer)
+	}
+	// A second fire uses new ids, so the two are distinct events.
+	res2, err := em.Fire(context.Background(), emulator.FireRequest{Event: "message_open"})
+	if err != nil || string(res2.Payload) == string(res.Payload) {
+		t.Fatalf("second fire: %s %v", res2.Payload, err)
+	}
+}
+
+func TestFireRecordsAnUnreachableReceiver(t *testing.T) {
+	em, srv := start(t, func(c *emulator.Config) { c.DeliveryTimeout = time.Second })
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	raw(t, srv, "POST", "/100/webhooks", `{"event":"group_create","url":"`+dead.URL+`/x"}`, true)
+	res, err := em.Fire(context.Background(), emulator.FireRequest{Event: "group_create"})
+	if err != nil || len(res.Deliveries) != 1 || res.Deliveries[0].Status != 0 || !strings.Contains(res.Deliveries[0].Error, "refused") {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+func TestFireUnknownEvent(t *testing.T) {
+	em, srv := start(t, nil)
+	if _, err := em.Fire(context.Background(), emulator.FireRequest{Event: "member_birthday"}); !errors.Is(err, emulator.ErrUnknownEvent) {
+		t.Fatalf("error %v", err)
+	}
+	if status, _ := raw(t, srv, "POST", "/_emulator/fire", `{"event":"member_birthday"}`, false); status != 400 {
+		t.Fatalf("status %d", status)
+	}
+	if status, _ := raw(t, srv, "POST", "/_emulator/fire", `not json`, false); status != 400 {
+		t.Fatalf("status %d", status)
+	}
+}
+
+// TestPayloadsAreValidCallbacks decodes the generated payload of every
+// event type with the gateway's own decoder: it must be recognized, valid,
+// and fully typed (nothing left in Extra), with ids above 2^32.
+func TestPayloadsAreValidCallbacks(t *testing.T) {
+	dec := events.NewDecoder(events.DecoderConfig{})
+	for _, typ := range events.Types() {
+		t.Run(typ.Name, func(t *testing.T) {
+			b, err := json.Marshal(emulator.Payload(typ.Name, 1743199, 7, at, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := dec.Decode(b, events.DeliveryPOST, at)
+			if err != nil {
+				t.Fatalf("%s: %v", b, err)
+			}
+			if ev.Type.Name != typ.Name || ev.AccountID() != 1743199 || !ev.Time().Equal(at) || len(ev.Extra) != 0 {
+				t.Fatalf("%s decoded as %s account %d at %s extra %v", b, ev.Type.Name, ev.AccountID(), ev.Time(), ev.Extra)
+			}
+			key := ev.Key()
+			if len(key) < 10 || key <= "4294967296" {
+				t.Fatalf("key %q is not an id above 2^32", key)
+			}
+			if !strings.Contains(string(b), `"timestamp":"@D:2026-11-20T10:01:02"`) {
+				t.Fatalf("timestamp not in Emma's form: %s", b)
+			}
+		})
+	}
+}
+
+func TestStartAndShutdown(t *testing.T) {
+	cfg := emulator.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	em, err := emulator.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown before start: %v", err)
+	}
+	if err := em.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u := url.URL{Scheme: "http", Host: em.Addr(), Path: "/_emulator/deliveries"}
+	res, err := http.Get(u.String())
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%v %v", err, res)
+	}
+	res.Body.Close()
+	for range 2 {
+		if err := em.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := http.Get(u.String()); err == nil {
+		t.Fatal("still serving after shutdown")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := emulator.DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := emulator.Config{}.Validate()
+	for _, want := range []string{"listen address", "account id", "keys", "delivery timeout", "first webhook id", "deliveries kept"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+}
