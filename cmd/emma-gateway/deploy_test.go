@@ -32,6 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	k8sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
 )
 
 // These tests keep deploy/ true to the binary: every name, port, path and
@@ -830,6 +832,9 @@ func TestComposeStackMatchesTheBinary(t *testing.T) {
 		}
 		if !strings.Contains(script, fmt.Sprintf("http://emulator:%d/", emPort)) {
 			t.Errorf("register does not call the emulator on its port %d", emPort)
+		}
+		if creds := emulator.DefaultPublicKey + ":" + emulator.DefaultPrivateKey; !strings.Contains(script, "-u "+creds+" ") {
+			t.Errorf("register does not authenticate with the emulator's API keys %s", creds)
 		}
 	})
 }
