@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -94,13 +95,24 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 }
 
 // Decode decodes one callback (the JSON envelope) delivered by delivery at
-// receivedAt.
+// receivedAt, and validates it: it is [Decoder.Parse] then
+// [Decoder.Validate].
 //
 // The error is a *[MalformedError] when payload is not a callback (no event
 // is returned), or a *[ValidationError] when a recognized event fails
 // validation; the event is then returned too, for the record. An event whose
 // name is not known is returned without error and reports !Recognized().
 func (d *Decoder) Decode(payload []byte, delivery Delivery, receivedAt time.Time) (*Event, error) {
+	ev, err := d.Parse(payload, delivery, receivedAt)
+	if err != nil {
+		return nil, err
+	}
+	return ev, d.Validate(ev)
+}
+
+// Parse decodes a callback without validating it. Its only error is a
+// *[MalformedError]; fields of a wrong type are reported by Validate.
+func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time) (*Event, error) {
 	if !utf8.Valid(payload) {
 		return nil, &MalformedError{"not valid UTF-8"}
 	}
@@ -185,14 +197,21 @@ func (d *Decoder) Decode(payload []byte, delivery Delivery, receivedAt time.Time
 	if b.Timestamp != nil {
 		*b.Timestamp = b.Timestamp.in(d.loc)
 	}
-	if !recognized {
-		return ev, nil
-	}
-	errs = d.validatePayload(typ, ev.Payload, errs)
-	if len(errs) > 0 {
-		return ev, &ValidationError{Event: name, Errors: errs}
-	}
+	ev.typeErrs = errs
 	return ev, nil
+}
+
+// Validate checks a parsed event: the types of its fields and the rules of
+// its payload. Unrecognized events are not validated.
+func (d *Decoder) Validate(ev *Event) error {
+	if !ev.Recognized() {
+		return nil
+	}
+	errs := d.validatePayload(ev.Type, ev.Payload, slices.Clone(ev.typeErrs))
+	if len(errs) > 0 {
+		return &ValidationError{Event: ev.Name, Errors: errs}
+	}
+	return nil
 }
 
 // validatePayload adds the validator's findings to errs (the type errors),

@@ -33,6 +33,8 @@ type Event struct {
 	// Extra holds every field Emma sent that Payload has no field for, or
 	// whose value a leniently decoded field could not take, verbatim.
 	Extra map[string]json.RawMessage
+
+	typeErrs []FieldError // fields of a wrong type, found by Parse
 }
 
 // Recognized reports whether the event's name is one the gateway knows.

@@ -2,10 +2,13 @@ package receiver
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/emma-gateway/emma-gateway/events"
 )
 
 // Keys of values that handlers leave on the echo.Context for the access log.
@@ -29,6 +32,11 @@ func setEvent(c echo.Context, name, id string) {
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		webhook := routeName(c) == "/webhooks/emma"
+		if webhook {
+			s.metrics.InFlight.Inc()
+			defer s.metrics.InFlight.Dec()
+		}
 		err := next(c)
 		if err != nil {
 			c.Error(err) // renders through handleError, so the status is known
@@ -57,8 +65,33 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			level = slog.LevelDebug
 		}
 		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
+		if webhook {
+			outcome, _ := c.Get(ctxOutcome).(string)
+			s.metrics.Requests.WithLabelValues(eventLabel(c), deliveryLabel(c.Request().Method), outcome).Inc()
+			s.metrics.RequestDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+		}
 		return nil
 	}
+}
+
+// eventLabel is the event name for metrics: known names only, so that a
+// sender cannot grow the label set.
+func eventLabel(c echo.Context) string {
+	name, _ := c.Get(ctxEventName).(string)
+	if name == "" {
+		return ""
+	}
+	if _, ok := events.Lookup(name); !ok {
+		return "unrecognized"
+	}
+	return name
+}
+
+func deliveryLabel(method string) string {
+	if method == http.MethodGet || method == http.MethodPost {
+		return method
+	}
+	return "other"
 }
 
 // routeName is the route pattern with the token parameter folded away, so

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
@@ -69,14 +70,16 @@ type Deps struct {
 
 // Server is the gateway's HTTP server.
 type Server struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	tracer trace.Tracer
-	tokens *tokens
-	echo   *echo.Echo
-	http   *http.Server
-	limits *limits
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	tracer  trace.Tracer
+	metrics *telemetry.Metrics
+	handler http.Handler
+	tokens  *tokens
+	echo    *echo.Echo
+	http    *http.Server
+	limits  *limits
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -103,6 +106,7 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		deps:     deps,
 		log:      set.Logger,
 		tracer:   set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/receiver"),
+		metrics:  set.Metrics,
 		tokens:   newTokens(cfg.Tokens),
 		limits:   newLimits(cfg),
 		serveErr: make(chan error, 1),
@@ -113,6 +117,7 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	e.Use(s.accessLog, securityHeaders)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(set.Metrics.Registry, promhttp.HandlerOpts{})))
 	// Route middleware, not an Echo group: a group with middleware adds
 	// catch-all routes that turn a wrong method into 404 instead of 405.
 	limit := s.limits.middleware(cfg.RetryAfter)
@@ -121,8 +126,9 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		e.POST(path, s.webhook, limit)
 	}
 	s.echo = e
+	s.handler = traced(e, set.TracerProvider, set.Propagator)
 	s.http = &http.Server{
-		Handler:           e,
+		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -133,8 +139,9 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the server's HTTP handler, for embedding and tests.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler returns the server's HTTP handler, tracing included, for
+// embedding and tests.
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on the configured address and serves in the background.
 func (s *Server) Start() error {

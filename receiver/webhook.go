@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
 )
@@ -44,13 +45,22 @@ func (s *Server) webhook(c echo.Context) error {
 	ctx := c.Request().Context()
 
 	_, span := s.tracer.Start(ctx, "decode")
-	ev, err := s.deps.Decoder.Decode(cb.payload, cb.delivery, receivedAt)
+	ev, err := s.deps.Decoder.Parse(cb.payload, cb.delivery, receivedAt)
 	if ev != nil {
 		setEvent(c, ev.Name, ev.ID)
 		span.SetAttributes(attribute.String("emma.event_name", ev.Name), attribute.String("emma.event_id", ev.ID))
 	}
 	if err != nil {
-		span.SetStatus(codes.Error, "rejected")
+		span.SetStatus(codes.Error, "malformed")
+		span.End()
+		return s.reject(c, cb, ev, err)
+	}
+	span.End()
+
+	_, span = s.tracer.Start(ctx, "validate", trace.WithAttributes(attribute.String("emma.event_name", ev.Name)))
+	err = s.deps.Decoder.Validate(ev)
+	if err != nil {
+		span.SetStatus(codes.Error, "invalid")
 	}
 	span.End()
 	if err != nil {

@@ -78,34 +78,3 @@ func deadLetterHeaders(r *events.Rejection) []kafka.Header {
 	}
 	return h
 }
-
-// headerCarrier lets an OpenTelemetry propagator read and write kafka-go
-// message headers.
-type headerCarrier struct{ h *[]kafka.Header }
-
-func (c headerCarrier) Get(key string) string {
-	for _, h := range *c.h {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(key, value string) {
-	for i, h := range *c.h {
-		if h.Key == key {
-			(*c.h)[i].Value = []byte(value)
-			return
-		}
-	}
-	*c.h = append(*c.h, kafka.Header{Key: key, Value: []byte(value)})
-}
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, len(*c.h))
-	for i, h := range *c.h {
-		keys[i] = h.Key
-	}
-	return keys
-}

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -19,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -30,13 +33,18 @@ var ErrUnavailable = errors.New("kafka unavailable")
 // Kafka publishes events to Kafka through one shared kafka-go Writer, waiting
 // for acknowledgement from all in-sync replicas before returning.
 type Kafka struct {
-	cfg    Config
-	log    *slog.Logger
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
-	writer *kafka.Writer
-	client *kafka.Client
-	spool  *Spool // nil without a spool directory
+	cfg     Config
+	log     *slog.Logger
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	publish *prometheus.HistogramVec
+	// inflight maps the traceparent of a message being written to its
+	// producer span, so that the writer's completion callback can record
+	// the partition and offset Kafka gave it.
+	inflight sync.Map
+	writer   *kafka.Writer
+	client   *kafka.Client
+	spool    *Spool // nil without a spool directory
 
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -69,13 +77,15 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		MetadataTTL: cfg.MetadataTTL,
 	}
 	addr := kafka.TCP(cfg.Brokers...)
-	k := &Kafka{
-		cfg:    cfg,
-		log:    set.Logger,
-		tracer: set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/sinks"),
-		prop:   set.Propagator,
-		stop:   make(chan struct{}),
-		client: &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
+	var k *Kafka
+	k = &Kafka{
+		cfg:     cfg,
+		log:     set.Logger,
+		tracer:  set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/sinks"),
+		prop:    set.Propagator,
+		publish: set.Metrics.PublishDuration,
+		stop:    make(chan struct{}),
+		client:  &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
 		writer: &kafka.Writer{
 			Addr: addr,
 			// Murmur2 is the partitioner of Java's and librdkafka's
@@ -94,6 +104,18 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 			WriteBackoffMax:        500 * time.Millisecond,
 			AllowAutoTopicCreation: false,
 			Transport:              transport,
+			Completion: func(msgs []kafka.Message, err error) {
+				if err != nil {
+					return
+				}
+				for _, m := range msgs {
+					if span, ok := k.inflight.Load((kafkaevents.Headers{H: &m.Headers}).Get("traceparent")); ok {
+						span.(trace.Span).SetAttributes(
+							semconv.MessagingDestinationPartitionID(strconv.Itoa(m.Partition)),
+							semconv.MessagingKafkaOffset(int(m.Offset)))
+					}
+				}
+			},
 			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 				set.Logger.Warn("kafka writer", "detail", fmt.Sprintf(msg, args...))
 			}),
@@ -106,6 +128,12 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		if k.spool, err = OpenSpool(cfg.Spool, set.Logger); err != nil {
 			return nil, err
 		}
+	}
+	if err := set.Metrics.Registry.Register(&collector{k: k}); err != nil {
+		if k.spool != nil {
+			k.spool.Close()
+		}
+		return nil, fmt.Errorf("kafka metrics: %w", err)
 	}
 	return k, nil
 }
@@ -251,12 +279,22 @@ func (k *Kafka) write(ctx context.Context, msg kafka.Message) error {
 	defer span.End()
 	// The message carries the producer span, so a consumer's span is its
 	// child, also when the message is replayed from the spool.
-	k.prop.Inject(ctx, headerCarrier{&msg.Headers})
+	k.prop.Inject(ctx, kafkaevents.Headers{H: &msg.Headers})
+	if tp := (kafkaevents.Headers{H: &msg.Headers}).Get("traceparent"); tp != "" {
+		k.inflight.Store(tp, span)
+		defer k.inflight.Delete(tp)
+	}
+	start := time.Now()
+	observe := func(result string) {
+		k.publish.WithLabelValues(msg.Topic, result).Observe(time.Since(start).Seconds())
+	}
 
 	if k.spool == nil {
 		if err := k.writer.WriteMessages(ctx, msg); err != nil {
+			observe("error")
 			return k.failed(span, msg.Topic, err)
 		}
+		observe("kafka")
 		return nil
 	}
 	// With a spool: while it holds records, new ones queue behind them so
@@ -270,13 +308,16 @@ func (k *Kafka) write(ctx context.Context, msg kafka.Message) error {
 		err := k.writer.WriteMessages(wctx, msg)
 		cancel()
 		if err == nil {
+			observe("kafka")
 			return nil
 		}
 		reason = errorType(err)
 	}
 	if err := k.spool.Append(ctx, msg); err != nil {
+		observe("error")
 		return k.failed(span, msg.Topic, err)
 	}
+	observe("spooled")
 	span.AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", reason)))
 	return nil
 }

@@ -60,7 +60,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func startTestGateway(t *testing.T, mutate func(*serveConfig)) *testGateway {
+func startTestGateway(t *testing.T, mutate func(*serveConfig), settings ...func(*telemetry.Settings)) *testGateway {
 	t.Helper()
 	cfg := defaultServeConfig()
 	cfg.receiver.Addr = "127.0.0.1:0"
@@ -76,6 +76,9 @@ func startTestGateway(t *testing.T, mutate func(*serveConfig)) *testGateway {
 	logs := &lockedBuffer{}
 	tp := sdktrace.NewTracerProvider()
 	set := telemetry.Settings{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), TracerProvider: tp}
+	for _, f := range settings {
+		f(&set)
+	}
 	// A test that names brokers brings its own cluster; otherwise the
 	// gateway starts its embedded one.
 	embedded := len(cfg.kafka.Brokers) == 0

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
@@ -136,9 +134,19 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	// Spans are always made, so that every Kafka message carries a
 	// traceparent; exporting them is configured by OTEL_* variables.
-	tp := sdktrace.NewTracerProvider()
-	defer func() { _ = tp.Shutdown(context.Background()) }()
-	set := telemetry.Settings{Logger: log, TracerProvider: tp}
+	tp, err := telemetry.TracerProvider(ctx, version)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	defer func() {
+		// Flush the spans of the last requests, boundedly.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(sctx); err != nil {
+			log.Warn("flushing spans", "error", err)
+		}
+	}()
+	set := telemetry.Settings{Logger: log, TracerProvider: tp, Metrics: telemetry.NewMetrics()}
 	return runGateway(ctx, cfg, embedded, set)
 }
 

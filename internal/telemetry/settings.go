@@ -20,6 +20,9 @@ type Settings struct {
 	// Propagator carries trace context across HTTP and Kafka. Default: W3C
 	// trace-context and baggage.
 	Propagator propagation.TextMapPropagator
+	// Metrics are the Prometheus metrics to record. Default: a fresh set
+	// nobody scrapes.
+	Metrics *Metrics
 }
 
 // WithDefaults returns s with every nil field set to its default.
@@ -32,6 +35,9 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.Propagator == nil {
 		s.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	if s.Metrics == nil {
+		s.Metrics = NewMetrics()
 	}
 	return s
 }
