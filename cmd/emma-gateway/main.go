@@ -23,6 +23,10 @@ const usage = `emma-gateway: Emma webhooks to Kafka.
 Usage:
   emma-gateway [serve] [flags]   run the gateway (the default)
   emma-gateway tail [flags]      print the events arriving on the gateway's topics
+  emma-gateway webhooks COMMAND  manage Emma's webhook registrations (list, get,
+                                 events, create, update, delete, sync)
+  emma-gateway emulate [flags]   a local stand-in for Emma's webhook API that
+                                 fires callbacks ("emulate fire EVENT")
   emma-gateway version           print the version
 
 Run "emma-gateway COMMAND -h" for a command's flags. Every flag can also be
@@ -47,6 +51,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args, stdout, stderr)
 	case "tail":
 		err = tail(ctx, args, stdout, stderr)
+	case "webhooks":
+		err = webhooks(ctx, args, stdout, stderr)
+		if errors.Is(err, errPendingChanges) {
+			return 3 // sync --dry-run found changes; the plan is printed
+		}
+	case "emulate":
+		err = emulate(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help":
