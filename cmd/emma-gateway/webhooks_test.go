@@ -23,7 +23,7 @@ const (
 func startEmulator(t *testing.T, mutate func(*emulator.Config)) (*emulator.Emulator, string) {
 	t.Helper()
 	cfg := emulator.DefaultConfig()
-	cfg.PublicKey, cfg.PrivateKey = emuPublic, emuPrivate
+	cfg.PublicKey, cfg.PrivateKey, cfg.AccountID = emuPublic, emuPrivate, 100
 	if mutate != nil {
 		mutate(&cfg)
 	}

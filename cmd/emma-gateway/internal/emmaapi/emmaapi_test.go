@@ -352,7 +352,7 @@ func TestKeysNeverPrinted(t *testing.T) {
 // keeps state, so that the calls are checked together.
 func TestClientAgainstEmulator(t *testing.T) {
 	ecfg := emulator.DefaultConfig()
-	ecfg.PublicKey, ecfg.PrivateKey = pub, priv
+	ecfg.PublicKey, ecfg.PrivateKey, ecfg.AccountID = pub, priv, 100
 	em, err := emulator.New(ecfg)
 	if err != nil {
 		t.Fatal(err)
@@ -419,7 +419,7 @@ func TestClientAgainstEmulator(t *testing.T) {
 
 func TestEmulatorRateLimitIsRetriedThenReported(t *testing.T) {
 	ecfg := emulator.DefaultConfig()
-	ecfg.PublicKey, ecfg.PrivateKey, ecfg.CallsPerMinute = pub, priv, 1
+	ecfg.PublicKey, ecfg.PrivateKey, ecfg.CallsPerMinute, ecfg.AccountID = pub, priv, 1, 100
 	em, err := emulator.New(ecfg)
 	if err != nil {
 		t.Fatal(err)

@@ -25,10 +25,11 @@ import (
 )
 
 // Defaults of Config, printed by emma-gateway emulate so a demo can use
-// them. The account id is the documentation's.
+// them. The account id is the one of SPEC's real captured callback (and of
+// deploy/compose.yaml).
 const (
 	DefaultAddr       = "127.0.0.1:8090"
-	DefaultAccountID  = 100
+	DefaultAccountID  = 1743199
 	DefaultPublicKey  = "emulator-public-key"
 	DefaultPrivateKey = "emulator-private-key"
 )

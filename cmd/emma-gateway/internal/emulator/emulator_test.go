@@ -24,6 +24,7 @@ func start(t *testing.T, mutate func(*emulator.Config)) (*emulator.Emulator, *ht
 	t.Helper()
 	cfg := emulator.DefaultConfig()
 	cfg.Now = func() time.Time { return at }
+	cfg.AccountID = 100 // the documentation's samples' account
 	if mutate != nil {
 		mutate(&cfg)
 	}
