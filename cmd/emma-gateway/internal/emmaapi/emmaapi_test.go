@@ -438,3 +438,29 @@ func TestEmulatorRateLimitIsRetriedThenReported(t *testing.T) {
 		t.Fatalf("%d calls, want 1 + 1 + 3 retries", n)
 	}
 }
+
+// TestClientPacesItself: with one call a minute allowed, the second call
+// must wait for the pacer, which a short context does not allow; Emma is
+// never called for it.
+func TestClientPacesItself(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		fmt.Fprint(w, "[]")
+	}))
+	t.Cleanup(srv.Close)
+	cfg := config(srv.URL)
+	cfg.CallsPerMinute, cfg.Burst = 1, 1
+	c := newClient(t, cfg)
+	if _, err := c.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.List(ctx); err == nil {
+		t.Fatal("a second call within the minute went through")
+	}
+	if n.Load() != 1 {
+		t.Fatalf("Emma was called %d times, want 1", n.Load())
+	}
+}
