@@ -250,3 +250,18 @@ func TestRejectionKeepsPayloadAndReason(t *testing.T) {
 		t.Fatalf("rejection = %+v", r)
 	}
 }
+
+func TestIDField(t *testing.T) {
+	ev := mustDecode(t, realMemberAdd)
+	if id, ok := ev.IDField("member_id"); !ok || id != 1160010079 {
+		t.Fatalf("member_id = %d, %v", id, ok)
+	}
+	if id, ok := ev.IDField("account_id"); !ok || id != 1743199 {
+		t.Fatalf("account_id = %d, %v", id, ok)
+	}
+	for _, name := range []string{"signup_form_id", "mailing_id", "subject", "nope"} {
+		if _, ok := ev.IDField(name); ok {
+			t.Errorf("%s reported present", name)
+		}
+	}
+}

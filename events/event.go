@@ -155,3 +155,10 @@ func eventID(name string, top, data map[string]json.RawMessage) string {
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:16])
 }
+
+// IDField returns the id field named name (its JSON name: "member_id",
+// "mailing_id", "member_group_id", ...) of the event's payload, when the
+// event's type has that field and Emma set it.
+func (e *Event) IDField(name string) (ID, bool) {
+	return e.Type.info.idField(e.Payload, name)
+}

@@ -93,3 +93,23 @@ func (ti *typeInfo) keyOf(p Payload) (id ID, kind string, ok bool) {
 	}
 	return 0, "", false
 }
+
+// idField returns the value of p's id field named name (its JSON name, an
+// alias included), when the type has it and it is set.
+func (ti *typeInfo) idField(p Payload, name string) (ID, bool) {
+	f, ok := ti.fields[name]
+	if !ok {
+		return 0, false
+	}
+	fv := reflect.ValueOf(p).Elem().FieldByIndex(f.index)
+	if fv.Kind() == reflect.Pointer {
+		if fv.IsNil() {
+			return 0, false
+		}
+		fv = fv.Elem()
+	}
+	if fv.Type() != idType || fv.Int() == 0 {
+		return 0, false
+	}
+	return ID(fv.Int()), true
+}

@@ -62,6 +62,9 @@ type Config struct {
 	TLS TLSConfig
 	// SASL configures SASL authentication to the brokers.
 	SASL SASLConfig
+	// Routes, when set, send each recognized event to the topics of its
+	// routes instead of TopicTemplate's (see [Routes]).
+	Routes *Routes
 	// Spool configures the local write-ahead spool that keeps events Kafka
 	// cannot take in time. Off unless Spool.Dir is set.
 	Spool SpoolConfig
@@ -164,13 +167,28 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Topics returns every topic a gateway with this configuration writes: one
-// per known event type (fewer if the template has no {event}), the
-// unrecognized topic and the dead-letter topic.
+// Topics returns every topic a gateway with this configuration writes that
+// can be known in advance: one per known event type (fewer if the template
+// has no {event}) or those of the routes, the unrecognized topic and the
+// dead-letter topic. Route topics with {account} are created on first use.
 func (c Config) Topics() []string {
 	var ts []string
 	for _, t := range events.Types() {
-		ts = append(ts, c.topic(t.Name))
+		if c.Routes == nil {
+			ts = append(ts, c.topic(t.Name))
+			continue
+		}
+		// The routes of an account no rule names (account-bound rules add
+		// their own static topics below).
+		dests, _ := c.Routes.Route(t.Name, 0, c.topic(t.Name))
+		for _, d := range dests {
+			if !d.PerAccount {
+				ts = append(ts, d.Topic)
+			}
+		}
+	}
+	if c.Routes != nil {
+		ts = append(ts, c.Routes.StaticTopics()...)
 	}
 	ts = append(ts, c.UnrecognizedTopic, c.DeadLetterTopic)
 	slices.Sort(ts)

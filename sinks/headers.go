@@ -2,11 +2,13 @@ package sinks
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/schemas"
 )
 
 // Header names of the CloudEvents Kafka protocol binding, binary mode.
@@ -17,6 +19,7 @@ const (
 	HeaderType        = "ce_type"
 	HeaderTime        = "ce_time"
 	HeaderSubject     = "ce_subject"
+	HeaderDataSchema  = "ce_dataschema"
 	HeaderContentType = "content-type"
 )
 
@@ -39,22 +42,26 @@ const SourceBase = "https://api.e2ma.net"
 const TypePrefix = "com.myemma."
 
 func cloudEventHeaders(ev *events.Event) []kafka.Header {
-	source := SourceBase
-	if acct := ev.AccountID(); acct != 0 {
-		source += "/" + acct.String()
+	schema := schemas.Unrecognized
+	if ev.Recognized() {
+		schema = ev.Name
 	}
-	h := make([]kafka.Header, 0, 9)
+	h := make([]kafka.Header, 0, 10)
 	h = append(h,
 		kafka.Header{Key: HeaderSpecVersion, Value: []byte("1.0")},
 		kafka.Header{Key: HeaderID, Value: []byte(ev.ID)},
-		kafka.Header{Key: HeaderSource, Value: []byte(source)},
+		kafka.Header{Key: HeaderSource, Value: []byte(source(ev))},
 		kafka.Header{Key: HeaderType, Value: []byte(TypePrefix + ev.Name)},
 		kafka.Header{Key: HeaderTime, Value: []byte(ev.Time().UTC().Format(time.RFC3339Nano))},
 	)
 	if s := ev.Subject(); s != "" {
 		h = append(h, kafka.Header{Key: HeaderSubject, Value: []byte(s)})
 	}
-	return append(h, kafka.Header{Key: HeaderContentType, Value: []byte("application/json")})
+	return append(h,
+		// Consumers find the value's JSON Schema from the message alone.
+		kafka.Header{Key: HeaderDataSchema, Value: []byte(schemas.URL(schema))},
+		kafka.Header{Key: HeaderContentType, Value: []byte("application/json")},
+	)
 }
 
 func deadLetterHeaders(r *events.Rejection) []kafka.Header {
@@ -77,4 +84,63 @@ func deadLetterHeaders(r *events.Rejection) []kafka.Header {
 		h = append(h, kafka.Header{Key: HeaderDeadErrors, Value: b})
 	}
 	return h
+}
+
+// binaryMessage is the CloudEvents binary-mode message of ev: the normalized
+// event as value, the attributes in ce_* headers.
+func binaryMessage(topic string, ev *events.Event, key string, value []byte) kafka.Message {
+	m := kafka.Message{Topic: topic, Value: value, Headers: cloudEventHeaders(ev)}
+	if key != "" {
+		m.Key = []byte(key)
+	}
+	return m
+}
+
+// structuredMessage is the CloudEvents structured-mode message of ev: a
+// CloudEvents JSON envelope with the normalized event as data.
+func structuredMessage(topic string, ev *events.Event, key string, value []byte) (kafka.Message, error) {
+	env := struct {
+		SpecVersion     string          `json:"specversion"`
+		ID              string          `json:"id"`
+		Source          string          `json:"source"`
+		Type            string          `json:"type"`
+		Time            string          `json:"time"`
+		Subject         string          `json:"subject,omitempty"`
+		DataContentType string          `json:"datacontenttype"`
+		Data            json.RawMessage `json:"data"`
+	}{"1.0", ev.ID, source(ev), TypePrefix + ev.Name, ev.Time().UTC().Format(time.RFC3339Nano), ev.Subject(), "application/json", value}
+	b, err := json.Marshal(env)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode %s event: %w", ev.Name, err)
+	}
+	m := kafka.Message{Topic: topic, Value: b, Headers: []kafka.Header{{Key: HeaderContentType, Value: []byte(ContentTypeStructured)}}}
+	if key != "" {
+		m.Key = []byte(key)
+	}
+	return m, nil
+}
+
+// ContentTypeStructured is the content-type of structured-mode messages.
+const ContentTypeStructured = "application/cloudevents+json"
+
+// routeKey is the message key a route asks for: the named id field, the
+// event id, or (when the event lacks the field) the default key.
+func routeKey(ev *events.Event, field string) string {
+	switch field {
+	case "", KeyDefault:
+		return ev.Key()
+	case "event_id":
+		return ev.ID
+	}
+	if id, ok := ev.IDField(field); ok {
+		return id.String()
+	}
+	return ev.Key()
+}
+
+func source(ev *events.Event) string {
+	if acct := ev.AccountID(); acct != 0 {
+		return SourceBase + "/" + acct.String()
+	}
+	return SourceBase
 }

@@ -38,6 +38,8 @@ type Kafka struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	publish *prometheus.HistogramVec
+	dropped *prometheus.CounterVec
+	created sync.Map // topics named by routes with {account}, created
 	// inflight maps the traceparent of a message being written to its
 	// producer span, so that the writer's completion callback can record
 	// the partition and offset Kafka gave it.
@@ -84,6 +86,7 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		tracer:  set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/sinks"),
 		prop:    set.Propagator,
 		publish: set.Metrics.PublishDuration,
+		dropped: set.Metrics.Dropped,
 		stop:    make(chan struct{}),
 		client:  &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
 		writer: &kafka.Writer{
@@ -232,25 +235,48 @@ func (k *Kafka) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Publish writes ev to its topic and returns once all in-sync replicas have
-// it. An error means the event is not known to be durable: it wraps
-// [ErrUnavailable]. Because kafka-go has no idempotent producer and a write
-// already sent cannot be recalled, an error does not prove the event is
-// absent from Kafka: delivery is at-least-once, deduplicated by event_id.
+// Publish writes ev to every destination of its route and returns once all
+// in-sync replicas have each copy (or, with a spool, once the copies Kafka
+// did not take are spooled). An error means the event is not known to be
+// durable everywhere: it wraps [ErrUnavailable]. Because kafka-go has no
+// idempotent producer and a write already sent cannot be recalled, an
+// error does not prove the event is absent from Kafka: delivery is
+// at-least-once, deduplicated by event_id. An event a route drops on
+// purpose returns nil and is counted.
 func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
 	value, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", ev.Name, err)
 	}
-	topic := k.cfg.UnrecognizedTopic
-	if ev.Recognized() {
-		topic = k.cfg.topic(ev.Name)
+	if !ev.Recognized() {
+		return k.write(ctx, binaryMessage(k.cfg.UnrecognizedTopic, ev, ev.Key(), value))
 	}
-	msg := kafka.Message{Topic: topic, Value: value, Headers: cloudEventHeaders(ev)}
-	if key := ev.Key(); key != "" {
-		msg.Key = []byte(key)
+	dests := []Destination{{Topic: k.cfg.topic(ev.Name), Key: KeyDefault, ContentMode: ContentBinary}}
+	if k.cfg.Routes != nil {
+		var dropped bool
+		dests, dropped = k.cfg.Routes.Route(ev.Name, int64(ev.AccountID()), k.cfg.topic(ev.Name))
+		if dropped {
+			k.dropped.WithLabelValues(ev.Name).Inc()
+			return nil
+		}
 	}
-	return k.write(ctx, msg)
+	msgs := make([]kafka.Message, 0, len(dests))
+	for _, d := range dests {
+		key := routeKey(ev, d.Key)
+		if d.ContentMode == ContentStructured {
+			m, err := structuredMessage(d.Topic, ev, key, value)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+			continue
+		}
+		msgs = append(msgs, binaryMessage(d.Topic, ev, key, value))
+	}
+	if err := k.ensureRouteTopics(ctx, msgs); err != nil {
+		return err
+	}
+	return k.write(ctx, msgs...)
 }
 
 // DeadLetter writes a rejected callback, raw, to the dead-letter topic with
@@ -265,61 +291,144 @@ func (k *Kafka) DeadLetter(ctx context.Context, r *events.Rejection) error {
 	return k.write(ctx, msg)
 }
 
-func (k *Kafka) write(ctx context.Context, msg kafka.Message) error {
-	ctx, span := k.tracer.Start(ctx, "send "+msg.Topic,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			semconv.MessagingSystemKafka,
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("send"),
-			semconv.MessagingDestinationName(msg.Topic),
-			semconv.MessagingKafkaMessageKey(string(msg.Key)),
-			semconv.MessagingMessageBodySize(len(msg.Value)),
-		))
-	defer span.End()
-	// The message carries the producer span, so a consumer's span is its
-	// child, also when the message is replayed from the spool.
-	k.prop.Inject(ctx, kafkaevents.Headers{H: &msg.Headers})
-	if tp := (kafkaevents.Headers{H: &msg.Headers}).Get("traceparent"); tp != "" {
-		k.inflight.Store(tp, span)
-		defer k.inflight.Delete(tp)
+// ensureRouteTopics creates, once, the topics a route names with {account}
+// (the others were created at start).
+func (k *Kafka) ensureRouteTopics(ctx context.Context, msgs []kafka.Message) error {
+	if !k.cfg.CreateTopics || k.cfg.Routes == nil {
+		return nil
+	}
+	var missing []kafka.TopicConfig
+	for _, m := range msgs {
+		if _, ok := k.created.Load(m.Topic); !ok {
+			missing = append(missing, kafka.TopicConfig{Topic: m.Topic, NumPartitions: k.cfg.Partitions, ReplicationFactor: k.cfg.ReplicationFactor})
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	res, err := k.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: missing})
+	if err != nil {
+		// Kafka is unreachable: the write will fail and spool the copies,
+		// whose replay creates nothing; say so rather than loop.
+		return fmt.Errorf("%w: create topics: %w", ErrUnavailable, err)
+	}
+	for _, t := range missing {
+		if terr := res.Errors[t.Topic]; terr == nil || errors.Is(terr, kafka.TopicAlreadyExists) {
+			k.created.Store(t.Topic, true)
+		} else {
+			return fmt.Errorf("%w: create topic %s: %w", ErrUnavailable, t.Topic, terr)
+		}
+	}
+	return nil
+}
+
+// write makes msgs durable: one producer span per message, one produce
+// call for all, and, with a spool, the copies Kafka did not take spooled.
+func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
+	spans := make([]trace.Span, len(msgs))
+	for i := range msgs {
+		var sctx context.Context
+		sctx, spans[i] = k.tracer.Start(ctx, "send "+msgs[i].Topic,
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				semconv.MessagingSystemKafka,
+				semconv.MessagingOperationTypeSend,
+				semconv.MessagingOperationName("send"),
+				semconv.MessagingDestinationName(msgs[i].Topic),
+				semconv.MessagingKafkaMessageKey(string(msgs[i].Key)),
+				semconv.MessagingMessageBodySize(len(msgs[i].Value)),
+			))
+		defer spans[i].End()
+		// The message carries its producer span, so a consumer's span is
+		// its child, also when the message is replayed from the spool.
+		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
+		if tp := (kafkaevents.Headers{H: &msgs[i].Headers}).Get("traceparent"); tp != "" {
+			k.inflight.Store(tp, spans[i])
+			defer k.inflight.Delete(tp)
+		}
 	}
 	start := time.Now()
-	observe := func(result string) {
-		k.publish.WithLabelValues(msg.Topic, result).Observe(time.Since(start).Seconds())
+	observe := func(i int, result string) {
+		k.publish.WithLabelValues(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
 	}
 
 	if k.spool == nil {
-		if err := k.writer.WriteMessages(ctx, msg); err != nil {
-			observe("error")
-			return k.failed(span, msg.Topic, err)
+		failed := k.produce(ctx, msgs)
+		var errs []error
+		for i, err := range failed {
+			if err != nil {
+				observe(i, "error")
+				errs = append(errs, k.failed(spans[i], msgs[i].Topic, err))
+			} else {
+				observe(i, "kafka")
+			}
 		}
-		observe("kafka")
-		return nil
+		return errors.Join(errs...)
 	}
 	// With a spool: while it holds records, new ones queue behind them so
 	// that replay keeps their order. Otherwise Kafka gets SpoolConfig.After
-	// to acknowledge, and the message is spooled if it does not. A write
-	// that timed out may still land, so the spooled copy can duplicate it:
+	// to acknowledge, and the copies it did not take are spooled. A write
+	// that timed out may still land, so a spooled copy can duplicate it:
 	// at-least-once, deduplicated by event_id.
-	reason := "spool pending"
-	if !k.spool.Pending() {
-		wctx, cancel := context.WithTimeout(ctx, k.cfg.Spool.After)
-		err := k.writer.WriteMessages(wctx, msg)
-		cancel()
-		if err == nil {
-			observe("kafka")
-			return nil
+	var toSpool []int
+	reasons := map[int]string{}
+	if k.spool.Pending() {
+		for i := range msgs {
+			toSpool = append(toSpool, i)
+			reasons[i] = "spool pending"
 		}
-		reason = errorType(err)
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, k.cfg.Spool.After)
+		failed := k.produce(wctx, msgs)
+		cancel()
+		for i, err := range failed {
+			if err == nil {
+				observe(i, "kafka")
+				continue
+			}
+			toSpool = append(toSpool, i)
+			reasons[i] = errorType(err)
+		}
 	}
-	if err := k.spool.Append(ctx, msg); err != nil {
-		observe("error")
-		return k.failed(span, msg.Topic, err)
+	if len(toSpool) == 0 {
+		return nil
 	}
-	observe("spooled")
-	span.AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", reason)))
+	spool := make([]kafka.Message, len(toSpool))
+	for j, i := range toSpool {
+		spool[j] = msgs[i]
+	}
+	if err := k.spool.Append(ctx, spool...); err != nil {
+		var errs []error
+		for _, i := range toSpool {
+			observe(i, "error")
+			errs = append(errs, k.failed(spans[i], msgs[i].Topic, err))
+		}
+		return errors.Join(errs...)
+	}
+	for _, i := range toSpool {
+		observe(i, "spooled")
+		spans[i].AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", reasons[i])))
+	}
 	return nil
+}
+
+// produce writes msgs in one call and returns each message's error (nil
+// for those Kafka acknowledged).
+func (k *Kafka) produce(ctx context.Context, msgs []kafka.Message) []error {
+	errs := make([]error, len(msgs))
+	err := k.writer.WriteMessages(ctx, msgs...)
+	if err == nil {
+		return errs
+	}
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+		copy(errs, werrs)
+		return errs
+	}
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 func (k *Kafka) failed(span trace.Span, topic string, err error) error {

@@ -367,3 +367,49 @@ func BenchmarkPublishKafkaFailing(b *testing.B) {
 	st := k.Spool().Stats()
 	b.ReportMetric(float64(st.Fsyncs-start.Fsyncs)/float64(st.Appended-start.Appended), "fsyncs/op")
 }
+
+// BenchmarkPublishDestinations measures the routing overhead: one event to
+// one topic, and the same event fanned out to three.
+func BenchmarkPublishDestinations(b *testing.B) {
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("%d", n), func(b *testing.B) {
+			e, err := StartEmbedded("127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			cfg := DefaultConfig()
+			cfg.Brokers, cfg.ReplicationFactor = e.Addrs(), 1
+			y := "routes:\n  - events: [\"*\"]\n    topics: [\"emma.{event}\"]\n"
+			if n == 3 {
+				y += "  - events: [\"*\"]\n    topics: [emma.events]\n    key: member_id\n  - events: [\"message_*\"]\n    topics: [analytics]\n"
+			}
+			if cfg.Routes, err = ParseRoutes([]byte(y)); err != nil {
+				b.Fatal(err)
+			}
+			k, err := NewKafka(cfg, telemetry.Settings{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer k.Close(context.Background())
+			if err := k.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			ev, err := events.NewDecoder(events.DecoderConfig{}).Decode([]byte(`{"event_name":"message_open","data":{"account_id":1,"member_id":6160010079,"mailing_id":3,"subject":"November news","timestamp":"@D:2026-01-01T00:00:00"}}`), events.DeliveryPOST, time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := k.Publish(context.Background(), ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

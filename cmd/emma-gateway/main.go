@@ -27,6 +27,7 @@ Usage:
                                  events, create, update, delete, sync)
   emma-gateway emulate [flags]   a local stand-in for Emma's webhook API that
                                  fires callbacks ("emulate fire EVENT")
+  emma-gateway routes check FILE  print where each event type would go
   emma-gateway version           print the version
 
 Run "emma-gateway COMMAND -h" for a command's flags. Every flag can also be
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "emulate":
 		err = emulate(ctx, args, stdout, stderr)
+	case "routes":
+		err = routesCmd(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help":

@@ -27,6 +27,7 @@ type serveConfig struct {
 	logLevel          string
 	logFormat         string
 	shutdownTimeout   time.Duration
+	routesFile        string
 }
 
 func serveFlags(cfg *serveConfig) *flagSet {
@@ -51,6 +52,7 @@ func serveFlags(cfg *serveConfig) *flagSet {
 	fs.StringVar(&cfg.embeddedKafkaAddr, "embedded-kafka-addr", cfg.embeddedKafkaAddr, "listen address of the embedded broker")
 	fs.StringVar(&k.ClientID, "kafka-client-id", k.ClientID, "Kafka client id")
 	fs.StringVar(&k.TopicTemplate, "topic-template", k.TopicTemplate, "topic of each event; {event} is the event name")
+	fs.StringVar(&cfg.routesFile, "routes-file", cfg.routesFile, "YAML routes file sending each event to one or more topics (default: the topic template)")
 	fs.StringVar(&k.UnrecognizedTopic, "unrecognized-topic", k.UnrecognizedTopic, "topic of events with an unknown name")
 	fs.StringVar(&k.DeadLetterTopic, "deadletter-topic", k.DeadLetterTopic, "topic of rejected callbacks")
 	fs.BoolVar(&k.CreateTopics, "create-topics", k.CreateTopics, "create missing topics at start")
@@ -122,11 +124,15 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.kafka.Brokers = []string{cfg.embeddedKafkaAddr}
 		cfg.kafka.ReplicationFactor = 1
 	}
+	var routesErr error
+	if cfg.routesFile != "" {
+		cfg.kafka.Routes, routesErr = sinks.LoadRoutes(cfg.routesFile)
+	}
 	var cross error
 	if cfg.kafka.Spool.Dir != "" && cfg.kafka.Spool.After >= cfg.receiver.PublishTimeout {
 		cross = fmt.Errorf("the spool deadline (%s) must be shorter than the publish timeout (%s), or events would time out before they are spooled", cfg.kafka.Spool.After, cfg.receiver.PublishTimeout)
 	}
-	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate(), cross); err != nil {
+	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate(), cross, routesErr); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if len(cfg.receiver.Tokens) == 0 {

@@ -21,6 +21,8 @@ type Metrics struct {
 	// PublishDuration observes the time to make one message durable, by
 	// topic and result (kafka, spooled, error).
 	PublishDuration *prometheus.HistogramVec
+	// Dropped counts events a route drops on purpose, by event name.
+	Dropped *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's metrics, plus the Go runtime and
@@ -47,8 +49,12 @@ func NewMetrics() *Metrics {
 			Help:    "Time to make one message durable, by topic and result (kafka, spooled, error).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"topic", "result"}),
+		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "emma_gateway_events_dropped_total",
+			Help: "Events dropped on purpose by a drop route, by event name.",
+		}, []string{"event"}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.PublishDuration,
+	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.PublishDuration, m.Dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

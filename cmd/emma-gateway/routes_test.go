@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/emma-gateway/emma-gateway/sinks"
+)
+
+const fanOutRoutes = `
+routes:
+  - events: ["*"]
+    topics: ["emma.{event}"]
+  - events: ["*"]
+    topics: ["emma.events"]
+    key: member_id
+  - events: ["*"]
+    topics: ["emma.account.{account}"]
+`
+
+func writeRoutes(t *testing.T, y string) *sinks.Routes {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sinks.LoadRoutes(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// failTopic fails the Produce requests that write to topic while failing
+// is true; the other topics of the same request succeed.
+func failTopic(c *kfake.Cluster, topic string, failing *atomic.Bool) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		preq := req.(*kmsg.ProduceRequest)
+		hit := false
+		for _, rt := range preq.Topics {
+			hit = hit || rt.Topic == topic
+		}
+		if !failing.Load() || !hit {
+			return nil, nil, false
+		}
+		if len(preq.Topics) > 1 {
+			// kafka-go sends one topic-partition per request; if that
+			// changes, this fault would fail the other topics too.
+			panic("failTopic: a produce request with several topics")
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range preq.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+}
+
+func ceIDs(t *testing.T, brokers []string, topic string) map[string]string {
+	t.Helper()
+	ids := map[string]string{} // ce_id -> key
+	for _, m := range consume(t, brokers, topic) {
+		id := headerMap(t, m)["ce_id"]
+		if _, dup := ids[id]; dup {
+			t.Fatalf("%s holds %s twice", topic, id)
+		}
+		ids[id] = string(m.Key)
+	}
+	return ids
+}
+
+// TestFanOutPutsEveryCallbackOnceOnEachDestination routes every event to
+// its own topic, a firehose keyed by member and a per-account topic
+// created on first use.
+func TestFanOutPutsEveryCallbackOnceOnEachDestination(t *testing.T) {
+	tg := startTestGateway(t, func(c *serveConfig) { c.kafka.Routes = writeRoutes(t, fanOutRoutes) })
+	files, _ := filepath.Glob("testdata/callbacks/*.json")
+	byEvent := map[string]string{} // event name -> id
+	for _, f := range files {
+		if strings.HasSuffix(f, "unrecognized.json") {
+			continue
+		}
+		payload, _ := os.ReadFile(f)
+		status, body := tg.callback(t, http.MethodPost, string(payload))
+		if status != 200 {
+			t.Fatalf("%s: %d %v", f, status, body)
+		}
+		byEvent[body["event"].(string)] = body["event_id"].(string)
+	}
+	if len(byEvent) != 19 {
+		t.Fatalf("%d event types sent", len(byEvent))
+	}
+	firehose := ceIDs(t, tg.brokers, "emma.events")
+	// member_add's account (1743199) is the one of every other callback.
+	account := ceIDs(t, tg.brokers, "emma.account.1743199")
+	if len(firehose) != 19 || len(account) != 19 {
+		t.Fatalf("firehose %d, account topic %d messages; want 19 each", len(firehose), len(account))
+	}
+	for name, id := range byEvent {
+		own := ceIDs(t, tg.brokers, "emma."+name)
+		if len(own) != 1 {
+			t.Fatalf("emma.%s holds %d messages", name, len(own))
+		}
+		key, ok := own[id]
+		if !ok {
+			t.Fatalf("emma.%s lacks %s", name, id)
+		}
+		if account[id] != key {
+			t.Errorf("%s: key %q on the account topic, %q on its own", name, account[id], key)
+		}
+		fk, ok := firehose[id]
+		if !ok {
+			t.Fatalf("the firehose lacks %s", name)
+		}
+		// The firehose is keyed by member_id where the event has one.
+		var v map[string]any
+		for _, m := range consume(t, tg.brokers, "emma."+name) {
+			_ = json.Unmarshal(m.Value, &v)
+		}
+		if member, ok := v["member_id"].(float64); ok && member != 0 {
+			if want := strconv.FormatInt(int64(member), 10); fk != want {
+				t.Errorf("%s: firehose key %q, want member id %s", name, fk, want)
+			}
+		} else if fk != key {
+			t.Errorf("%s: firehose key %q, want the default key %q", name, fk, key)
+		}
+	}
+}
+
+// TestFailedDestinationIsNever200WithACopyMissing fails one of three
+// destinations: without a spool the callback is 503; with one it is spooled
+// and arrives once the topic heals.
+func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
+	for _, spool := range []bool{false, true} {
+		name := "no spool"
+		if spool {
+			name = "spool"
+		}
+		t.Run(name, func(t *testing.T) {
+			tg := startTestGateway(t, func(c *serveConfig) {
+				c.kafka.Routes = writeRoutes(t, fanOutRoutes)
+				c.kafka.MaxAttempts = 1
+				if spool {
+					c.kafka.Spool.Dir = t.TempDir()
+					c.kafka.Spool.After = 300 * time.Millisecond
+				}
+			})
+			failing := &atomic.Bool{}
+			failing.Store(true)
+			failTopic(tg.broker.Cluster(), "emma.events", failing)
+			status, body := tg.callback(t, http.MethodPost, openCallback(1))
+			if !spool {
+				if status != http.StatusServiceUnavailable {
+					t.Fatalf("status %d with a destination failing and no spool", status)
+				}
+				if n := len(ceIDs(t, tg.brokers, "emma.events")); n != 0 {
+					t.Fatalf("the failing topic holds %d messages", n)
+				}
+				return
+			}
+			if status != 200 {
+				t.Fatalf("status %d with a spool", status)
+			}
+			id := body["event_id"].(string)
+			if st := tg.kafka.Spool().Stats(); st.Records != 1 {
+				t.Fatalf("spooled %d records, want the one missing copy", st.Records)
+			}
+			failing.Store(false)
+			deadline := time.Now().Add(20 * time.Second)
+			for tg.kafka.Spool().Pending() && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			for _, topic := range []string{"emma.message_open", "emma.events", "emma.account.1743199"} {
+				ids := ceIDs(t, tg.brokers, topic)
+				if _, ok := ids[id]; !ok || len(ids) != 1 {
+					t.Fatalf("%s holds %v, want exactly %s", topic, ids, id)
+				}
+			}
+		})
+	}
+}
+
+func TestRoutesCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	_ = os.WriteFile(good, []byte(fanOutRoutes+"  - events: [member_update]\n    drop: true\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run([]string{"routes", "check", "--account", "42", good}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{
+		"message_open              42       emma.message_open (default, binary), emma.events (member_id, binary), emma.account.42 (default, binary)",
+		"member_update             42       dropped",
+		"created at start: emma.deadletter, emma.events,",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Count(out.String(), "\n") < 21 {
+		t.Errorf("not every event type is listed:\n%s", out.String())
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("routes:\n  - events: [mesage_open]\n    topics: [x]\n"), 0o600)
+	errb.Reset()
+	if code := run([]string{"routes", "check", bad}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown event "mesage_open"`) {
+		t.Fatalf("bad file: exit %d: %s", code, errb.String())
+	}
+}
