@@ -116,6 +116,9 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	if !utf8.Valid(payload) {
 		return nil, &MalformedError{"not valid UTF-8"}
 	}
+	if err := checkLimits(payload); err != nil {
+		return nil, err
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &top); err != nil {
 		return nil, &MalformedError{"not a JSON object: " + jsonReason(err)}

@@ -48,18 +48,31 @@ func parseTime(s string) (Time, error) {
 		return Time{}, errBadTime
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return Time{Time: t.UTC()}, nil
+		return inRange(Time{Time: t})
 	}
 	// ISO 8601 also allows "+0100" offsets without a colon.
 	if t, err := time.Parse("2006-01-02T15:04:05.999999999Z0700", s); err == nil {
-		return Time{Time: t.UTC()}, nil
+		return inRange(Time{Time: t})
 	}
 	for _, layout := range floatingLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
-			return Time{Time: t, floating: true}, nil
+			return inRange(Time{Time: t, floating: true})
 		}
 	}
 	return Time{}, errBadTime
+}
+
+// inRange refuses years 0 and 9999 as written: moved to UTC (or, floating,
+// to the decoder's zone) they could leave the four-digit years RFC 3339
+// can write, and "10000-01-01T..." would not read back. Emma sends neither.
+func inRange(t Time) (Time, error) {
+	if y := t.Year(); y < 1 || y > 9998 {
+		return Time{}, errBadTime
+	}
+	if !t.floating {
+		t.Time = t.UTC()
+	}
+	return t, nil
 }
 
 // in places a floating time in loc; zoned times are unchanged.
