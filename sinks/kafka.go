@@ -273,9 +273,9 @@ func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
 		}
 		msgs = append(msgs, binaryMessage(d.Topic, ev, key, value))
 	}
-	if err := k.ensureRouteTopics(ctx, msgs); err != nil {
+	if err := k.ensureRouteTopics(ctx, msgs); err != nil && k.spool == nil {
 		return err
-	}
+	} // with a spool, the copies are spooled and the replay creates the topics
 	return k.write(ctx, msgs...)
 }
 
@@ -503,7 +503,10 @@ func (k *Kafka) replayOnce(ctx context.Context, pos map[uint64]int) error {
 				batch = append(batch, r.msg)
 			}
 			wctx, cancel := context.WithTimeout(ctx, k.cfg.WriteTimeout)
-			err := k.writer.WriteMessages(wctx, batch...)
+			err := k.ensureRouteTopics(wctx, batch)
+			if err == nil {
+				err = k.writer.WriteMessages(wctx, batch...)
+			}
 			cancel()
 			if err != nil {
 				return fmt.Errorf("replay %s: %w", filepath.Base(k.spool.path(seq)), err)
