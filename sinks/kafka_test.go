@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -102,7 +103,7 @@ func TestPublishFailureIsUnavailable(t *testing.T) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	failProduce(e.Cluster(), failing)
+	kafkatest.FailProduce(e.Cluster(), failing, "")
 	err := k.Publish(context.Background(), testEvent(t))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish error = %v, want ErrUnavailable", err)
@@ -235,7 +236,7 @@ func TestFailedPublishIsSpooledAndReplayedInOrder(t *testing.T) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	failProduce(e.Cluster(), failing)
+	kafkatest.FailProduce(e.Cluster(), failing, "")
 	dec := events.NewDecoder(events.DecoderConfig{})
 	const n = 50
 	var ids []string
@@ -310,7 +311,7 @@ func TestSpoolFullMeansUnavailable(t *testing.T) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	failProduce(e.Cluster(), failing)
+	kafkatest.FailProduce(e.Cluster(), failing, "")
 	big := &events.Rejection{ID: "x", Payload: make([]byte, 300<<10), Reason: events.ReasonMalformed}
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
@@ -343,7 +344,7 @@ func BenchmarkPublishKafkaFailing(b *testing.B) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	failProduce(e.Cluster(), failing)
+	kafkatest.FailProduce(e.Cluster(), failing, "")
 	ev, err := events.NewDecoder(events.DecoderConfig{}).Decode([]byte(`{"event_name":"message_open","data":{"account_id":1,"member_id":6160010079,"mailing_id":3,"subject":"November news","timestamp":"@D:2026-01-01T00:00:00"}}`), events.DeliveryPOST, time.Now())
 	if err != nil {
 		b.Fatal(err)

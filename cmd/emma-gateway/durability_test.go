@@ -15,36 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
-
-// failProduce makes c answer Produce requests with NOT_ENOUGH_REPLICAS
-// while failing is true.
-func failProduce(c *kfake.Cluster, failing *atomic.Bool) {
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !failing.Load() {
-			return nil, nil, false
-		}
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-}
 
 // openCallback is a distinct message_open callback for member n.
 func openCallback(n int) string {
@@ -143,7 +118,7 @@ func TestBrokerFailureMidLoadLosesNoAcceptedEvent(t *testing.T) {
 		c.kafka.Spool.After = 300 * time.Millisecond
 	})
 	failing := &atomic.Bool{}
-	failProduce(tg.broker.Cluster(), failing)
+	kafkatest.FailProduce(tg.broker.Cluster(), failing, "")
 	var once sync.Once
 	const total = 3000
 	accepted, refused := load(t, tg.url, 16, total, func(n int64) {
@@ -174,7 +149,7 @@ func TestNoSpoolAndBrokerDownIs503(t *testing.T) {
 	})
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	failProduce(tg.broker.Cluster(), failing)
+	kafkatest.FailProduce(tg.broker.Cluster(), failing, "")
 	status, body := tg.callback(t, http.MethodPost, openCallback(1))
 	if status != http.StatusServiceUnavailable {
 		t.Fatalf("status %d %v", status, body)
@@ -233,7 +208,7 @@ func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
 	}
 	defer c.Close()
 	failing := &atomic.Bool{}
-	failProduce(c, failing)
+	kafkatest.FailProduce(c, failing, "")
 	spool := t.TempDir()
 	addr := freeAddr(t)
 	start := func() (*exec.Cmd, *lockedBuffer) {

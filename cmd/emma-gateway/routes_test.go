@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
+	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -41,40 +38,6 @@ func writeRoutes(t *testing.T, y string) *sinks.Routes {
 		t.Fatal(err)
 	}
 	return r
-}
-
-// failTopic fails the Produce requests that write to topic while failing
-// is true; the other topics of the same request succeed.
-func failTopic(c *kfake.Cluster, topic string, failing *atomic.Bool) {
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		preq := req.(*kmsg.ProduceRequest)
-		hit := false
-		for _, rt := range preq.Topics {
-			hit = hit || rt.Topic == topic
-		}
-		if !failing.Load() || !hit {
-			return nil, nil, false
-		}
-		if len(preq.Topics) > 1 {
-			// kafka-go sends one topic-partition per request; if that
-			// changes, this fault would fail the other topics too.
-			panic("failTopic: a produce request with several topics")
-		}
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range preq.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
 }
 
 func ceIDs(t *testing.T, brokers []string, topic string) map[string]string {
@@ -168,7 +131,7 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 			})
 			failing := &atomic.Bool{}
 			failing.Store(true)
-			failTopic(tg.broker.Cluster(), "emma.events", failing)
+			kafkatest.FailProduce(tg.broker.Cluster(), failing, "emma.events")
 			status, body := tg.callback(t, http.MethodPost, openCallback(1))
 			if !spool {
 				if status != http.StatusServiceUnavailable {
