@@ -1,6 +1,7 @@
 // Package kafkaevents is for downstream Go services that consume the
-// gateway's topics with segmentio/kafka-go: it continues the gateway's trace
-// from a message's headers in one call.
+// gateway's topics with segmentio/kafka-go: [Decode] turns a message into
+// the typed [events.Event], and [Context] or [StartProcess] continue the
+// gateway's trace from the message's headers.
 //
 // It depends on kafka-go and OpenTelemetry's API only; package events stays
 // free of both.
