@@ -1,49 +1,217 @@
 package receiver
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/emma-gateway/emma-gateway/events"
 )
 
-// tokens checks webhook tokens in constant time. Tokens are kept only as
-// SHA-256 digests, so comparisons take the same time whatever a guess's
-// length, and every configured token is compared on every request.
-type tokens struct {
-	digests [][sha256.Size]byte
+// credential is one accepted token. The token is kept only as a SHA-256
+// digest, so comparisons take the same time whatever a guess's length.
+type credential struct {
+	digest [sha256.Size]byte
+	// accounts are the Emma accounts the token may post for; nil: any.
+	accounts map[events.ID]bool
 }
 
-func newTokens(list []string) *tokens {
-	t := &tokens{}
-	for _, s := range list {
-		t.digests = append(t.digests, sha256.Sum256([]byte(s)))
+// mayPostFor reports whether the token may post an event of account.
+func (c *credential) mayPostFor(account events.ID) bool {
+	return c.accounts == nil || c.accounts[account]
+}
+
+var errTokenSyntax = errors.New(`must be at least 16 characters without spaces, commas, colons or URL delimiters, optionally followed by ":" and account ids separated by "|"`)
+
+// parseToken reads "token" or "token:1743199|1743200". Its errors never
+// quote the token.
+func parseToken(spec string) (credential, error) {
+	tok, accts, bound := strings.Cut(strings.TrimSpace(spec), ":")
+	if len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n,/?#&%") {
+		return credential{}, errTokenSyntax
 	}
-	return t
+	c := credential{digest: sha256.Sum256([]byte(tok))}
+	if !bound {
+		return c, nil
+	}
+	c.accounts = map[events.ID]bool{}
+	for _, a := range strings.Split(accts, "|") {
+		n, err := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+		if err != nil || n <= 0 {
+			return credential{}, errTokenSyntax
+		}
+		c.accounts[events.ID(n)] = true
+	}
+	return c, nil
 }
 
-func (t *tokens) match(candidate string) bool {
+// credentials is an immutable set of tokens, swapped whole on reload.
+type credentials []credential
+
+// match compares candidate with every token, in constant time, and returns
+// the one it equals, or nil.
+func (cs credentials) match(candidate string) *credential {
 	d := sha256.Sum256([]byte(candidate))
-	ok := 0
-	for i := range t.digests {
-		ok |= subtle.ConstantTimeCompare(d[:], t.digests[i][:])
+	found := -1
+	for i := range cs {
+		eq := subtle.ConstantTimeCompare(d[:], cs[i].digest[:])
+		found = subtle.ConstantTimeSelect(eq, i, found)
 	}
-	return ok == 1
+	if found < 0 {
+		return nil
+	}
+	return &cs[found]
+}
+
+// tokenStore holds the tokens in force: those configured, and those of the
+// tokens file as last read successfully.
+type tokenStore struct {
+	static   credentials
+	file     string // "" without a tokens file
+	required bool   // false only in unauthenticated mode
+	log      *slog.Logger
+	current  atomic.Pointer[credentials]
+
+	mu      sync.Mutex // serializes reloads; guards modTime and size
+	modTime time.Time
+	size    int64
+}
+
+func newTokenStore(cfg Config, log *slog.Logger) (*tokenStore, error) {
+	ts := &tokenStore{file: cfg.TokensFile, log: log, required: len(cfg.Tokens) > 0 || cfg.TokensFile != ""}
+	for _, spec := range cfg.Tokens {
+		c, err := parseToken(spec)
+		if err != nil {
+			return nil, err // Validate has reported it
+		}
+		ts.static = append(ts.static, c)
+	}
+	all := ts.static
+	ts.current.Store(&all)
+	if ts.file != "" {
+		if err := ts.reload(); err != nil {
+			return nil, err
+		}
+	}
+	return ts, nil
+}
+
+// reload rereads the tokens file. On error the tokens in force stay.
+func (ts *tokenStore) reload() error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	fi, err := os.Stat(ts.file)
+	if err != nil {
+		return fmt.Errorf("receiver: tokens file: %w", err)
+	}
+	b, err := os.ReadFile(ts.file)
+	if err != nil {
+		return fmt.Errorf("receiver: tokens file: %w", err)
+	}
+	fromFile, err := parseTokensFile(b)
+	if err != nil {
+		return fmt.Errorf("receiver: tokens file %s: %w", ts.file, err)
+	}
+	all := append(append(credentials{}, ts.static...), fromFile...)
+	ts.current.Store(&all)
+	ts.modTime, ts.size = fi.ModTime(), fi.Size()
+	if len(all) == 0 {
+		ts.log.Warn("the tokens file holds no tokens: every webhook callback is refused")
+	}
+	return nil
+}
+
+// parseTokensFile reads one token a line; blank lines and lines starting
+// with # are skipped. Errors name the line, never the token.
+func parseTokensFile(b []byte) (credentials, error) {
+	var cs credentials
+	var errs []error
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		c, err := parseToken(line)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
+			continue
+		}
+		cs = append(cs, c)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return cs, errors.Join(errs...)
+}
+
+// changed reports whether the tokens file looks different from the one
+// last read. Modification time and size are enough for files an operator
+// or a secret manager replaces.
+func (ts *tokenStore) changed() bool {
+	fi, err := os.Stat(ts.file)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return err != nil || !fi.ModTime().Equal(ts.modTime) || fi.Size() != ts.size
+}
+
+// watch reloads the tokens file when it changes, until stop is closed. A
+// file that stays broken is reported once per change, not once per tick.
+func (ts *tokenStore) watch(every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !ts.changed() {
+			continue
+		}
+		if err := ts.reload(); err != nil {
+			if err.Error() != lastErr {
+				ts.log.Error("keeping the webhook tokens in force", "error", err)
+				lastErr = err.Error()
+			}
+			continue
+		}
+		lastErr = ""
+		ts.log.Info("webhook tokens reloaded", "tokens", len(*ts.current.Load()))
+	}
 }
 
 // authenticate accepts the token as the {token} path segment, the token
-// query parameter, or the password of HTTP Basic auth.
-func (s *Server) authenticate(c echo.Context) error {
-	if len(s.tokens.digests) == 0 {
-		return nil // unauthenticated mode, allowed explicitly
+// query parameter, or the password of HTTP Basic auth. It returns the
+// matching token, or nil in unauthenticated mode.
+func (s *Server) authenticate(c echo.Context) (*credential, error) {
+	if !s.tokens.required {
+		return nil, nil // unauthenticated mode, allowed explicitly
 	}
+	cs := *s.tokens.current.Load()
 	r := c.Request()
 	_, pass, basic := r.BasicAuth()
 	candidates := [...]string{c.Param("token"), c.QueryParam("token"), pass}
 	for _, cand := range candidates {
-		if cand != "" && s.tokens.match(cand) {
-			return nil
+		if cand == "" {
+			continue
+		}
+		if cred := cs.match(cand); cred != nil {
+			return cred, nil
 		}
 	}
 	p := problem(http.StatusUnauthorized, outcomeUnauthorized, "missing or wrong webhook token")
@@ -52,5 +220,20 @@ func (s *Server) authenticate(c echo.Context) error {
 		// must not be invited to prompt for credentials.
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="emma-gateway", charset="UTF-8"`)
 	}
-	return p
+	return nil, p
+}
+
+// ReloadTokens rereads the tokens file now (on SIGHUP). Without a tokens
+// file it does nothing. On error the tokens in force stay, and the error is
+// logged and returned.
+func (s *Server) ReloadTokens() error {
+	if s.tokens.file == "" {
+		return nil
+	}
+	if err := s.tokens.reload(); err != nil {
+		s.log.Error("keeping the webhook tokens in force", "error", err)
+		return err
+	}
+	s.log.Info("webhook tokens reloaded", "tokens", len(*s.tokens.current.Load()))
+	return nil
 }

@@ -3,7 +3,6 @@ package receiver
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -12,11 +11,42 @@ type Config struct {
 	// Addr is the listen address. Default ":8080".
 	Addr string
 	// Tokens are the accepted webhook tokens; several at once allow
-	// rotation. Secrets: never logged.
+	// rotation. A token may be bound to the Emma accounts it may post for:
+	// "token:1743199|1743200"; events of other accounts are answered 403.
+	// Secrets: never logged.
 	Tokens []string
-	// AllowUnauthenticated accepts callbacks without a token when Tokens is
-	// empty. Must be set explicitly; New refuses no tokens otherwise.
+	// TokensFile names a file of more tokens, one a line in the syntax of
+	// Tokens, with # comments. It is reread when it changes (checked every
+	// TokensReloadInterval) and on [Server.ReloadTokens] (SIGHUP), so tokens
+	// rotate without a restart; a file that cannot be read or parsed keeps
+	// the tokens in force and logs an error. With a tokens file every
+	// callback needs a token, even when the file is empty.
+	TokensFile string
+	// TokensReloadInterval is how often TokensFile is checked for changes.
+	// Default 5 s.
+	TokensReloadInterval time.Duration
+	// AllowUnauthenticated accepts callbacks without a token when neither
+	// Tokens nor TokensFile is set. Must be set explicitly; New refuses no
+	// tokens otherwise.
 	AllowUnauthenticated bool
+	// AllowedCIDRs, when set, restricts the webhook endpoint to clients in
+	// these networks (others are answered 403). Health, readiness and
+	// metrics are not restricted. Default: any address.
+	AllowedCIDRs []string
+	// TrustedProxies are the networks (CIDRs or single addresses) of the
+	// reverse proxies in front of the gateway. Only their X-Forwarded-For
+	// is believed: the client IP is the right-most address in it that is
+	// not a trusted proxy. The allow-list and the per-IP rate limit use that
+	// IP. Default: none, the client IP is the connection's.
+	TrustedProxies []string
+	// MaxQueryBytes bounds a request's query string, and so a GET payload;
+	// a longer one is answered 414. Default 256 KiB.
+	MaxQueryBytes int
+	// TLSCertFile and TLSKeyFile, both or neither, make the server speak
+	// HTTPS (HTTP/1.1 and HTTP/2) with this PEM certificate and key. The
+	// files are reread when they change, so a renewed certificate is used
+	// without a restart. Default: plain HTTP, for a TLS-terminating ingress.
+	TLSCertFile, TLSKeyFile string
 	// BodyLimit is the largest POST body accepted, in bytes. Default 1 MiB.
 	BodyLimit int64
 	// PublishTimeout bounds how long a callback waits for the sink before
@@ -55,6 +85,9 @@ func DefaultConfig() Config {
 		WriteTimeout:      20 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    1<<20 + 8<<10,
+
+		TokensReloadInterval: 5 * time.Second,
+		MaxQueryBytes:        256 << 10,
 	}
 }
 
@@ -64,13 +97,28 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("receiver: no listen address"))
 	}
-	if len(c.Tokens) == 0 && !c.AllowUnauthenticated {
+	if len(c.Tokens) == 0 && c.TokensFile == "" && !c.AllowUnauthenticated {
 		errs = append(errs, errors.New("receiver: no webhook tokens configured and unauthenticated access not allowed"))
 	}
 	for i, t := range c.Tokens {
-		if len(t) < 16 || strings.ContainsAny(t, " \t\r\n,/?#&%") {
-			errs = append(errs, fmt.Errorf("receiver: token #%d must be at least 16 characters without spaces, commas or URL delimiters", i+1))
+		if _, err := parseToken(t); err != nil {
+			errs = append(errs, fmt.Errorf("receiver: token #%d: %w", i+1, err))
 		}
+	}
+	if c.TokensFile != "" && c.TokensReloadInterval <= 0 {
+		errs = append(errs, fmt.Errorf("receiver: tokens reload interval must be positive, not %s", c.TokensReloadInterval))
+	}
+	if _, err := parseNets("allowed CIDR", c.AllowedCIDRs); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseNets("trusted proxy", c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxQueryBytes < 1 {
+		errs = append(errs, fmt.Errorf("receiver: max query bytes must be positive, not %d", c.MaxQueryBytes))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("receiver: TLS needs both a certificate file and a key file"))
 	}
 	if c.BodyLimit < 1 {
 		errs = append(errs, fmt.Errorf("receiver: body limit must be positive, not %d", c.BodyLimit))

@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -67,11 +66,9 @@ func (l *limits) allow(ip string, now time.Time) bool {
 func (l *limits) middleware(retryAfter time.Duration) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ip, _, err := net.SplitHostPort(c.Request().RemoteAddr)
-			if err != nil {
-				ip = c.Request().RemoteAddr
-			}
-			if !l.allow(ip, time.Now()) {
+			// The client IP as the server's IPExtractor finds it: behind
+			// trusted proxies, the client's, not the proxy's.
+			if !l.allow(c.RealIP(), time.Now()) {
 				return problem(http.StatusTooManyRequests, outcomeRateLimited, "too many requests from this address").retry(retryAfter)
 			}
 			if l.inflight != nil {

@@ -50,11 +50,16 @@ const (
 	outcomeMalformed    = "malformed"
 	outcomeInvalid      = "invalid"
 	outcomeUnauthorized = "unauthorized"
-	outcomeTooLarge     = "too_large"
-	outcomeRateLimited  = "rate_limited"
-	outcomeUnavailable  = "unavailable"
-	outcomeNotAllowed   = "method_not_allowed"
-	outcomeNotFound     = "not_found"
+	// outcomeForbiddenAccount: a valid token, bound to other Emma accounts
+	// than the event's.
+	outcomeForbiddenAccount = "forbidden_account"
+	// outcomeForbiddenAddress: a client outside the allowed CIDRs.
+	outcomeForbiddenAddress = "forbidden_address"
+	outcomeTooLarge         = "too_large"
+	outcomeRateLimited      = "rate_limited"
+	outcomeUnavailable      = "unavailable"
+	outcomeNotAllowed       = "method_not_allowed"
+	outcomeNotFound         = "not_found"
 )
 
 // toProblem maps any handler error to a Problem.

@@ -76,7 +76,8 @@ type Server struct {
 	tracer  trace.Tracer
 	metrics *telemetry.Metrics
 	handler http.Handler
-	tokens  *tokens
+	tokens  *tokenStore
+	certs   *certReloader // nil without TLS
 	echo    *echo.Echo
 	http    *http.Server
 	limits  *limits
@@ -87,6 +88,8 @@ type Server struct {
 	stopOnce sync.Once
 	stopErr  error
 	serveErr chan error
+	stop     chan struct{} // closed by Shutdown: stops background work
+	wg       sync.WaitGroup
 }
 
 // New returns a server for cfg. It does not listen: call Start.
@@ -101,18 +104,31 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		deps.Now = time.Now
 	}
 	set = set.WithDefaults()
+	toks, err := newTokenStore(cfg, set.Logger)
+	if err != nil {
+		return nil, err
+	}
+	allowed, _ := parseNets("allowed CIDR", cfg.AllowedCIDRs) // Validate checked them
+	proxies, _ := parseNets("trusted proxy", cfg.TrustedProxies)
 	s := &Server{
 		cfg:      cfg,
 		deps:     deps,
 		log:      set.Logger,
 		tracer:   set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/receiver"),
 		metrics:  set.Metrics,
-		tokens:   newTokens(cfg.Tokens),
+		tokens:   toks,
 		limits:   newLimits(cfg),
 		serveErr: make(chan error, 1),
+		stop:     make(chan struct{}),
+	}
+	if cfg.TLSCertFile != "" {
+		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, set.Logger); err != nil {
+			return nil, err
+		}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = ipExtractor(proxies)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.accessLog, securityHeaders)
 	e.GET("/healthz", s.healthz)
@@ -120,10 +136,15 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(set.Metrics.Registry, promhttp.HandlerOpts{})))
 	// Route middleware, not an Echo group: a group with middleware adds
 	// catch-all routes that turn a wrong method into 404 instead of 405.
-	limit := s.limits.middleware(cfg.RetryAfter)
+	// Only the webhook routes are guarded: health, readiness and metrics
+	// must answer probes and scrapers whatever the load or their address.
+	guards := []echo.MiddlewareFunc{s.limits.middleware(cfg.RetryAfter)}
+	if len(allowed) > 0 {
+		guards = append([]echo.MiddlewareFunc{allowAddresses(allowed)}, guards...)
+	}
 	for _, path := range []string{"/webhooks/emma", "/webhooks/emma/:token"} {
-		e.GET(path, s.webhook, limit)
-		e.POST(path, s.webhook, limit)
+		e.GET(path, s.webhook, guards...)
+		e.POST(path, s.webhook, guards...)
 	}
 	s.echo = e
 	s.handler = traced(e, set.TracerProvider, set.Propagator)
@@ -135,6 +156,9 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(set.Logger.Handler(), slog.LevelDebug),
+	}
+	if s.certs != nil {
+		s.http.TLSConfig = s.certs.tlsConfig()
 	}
 	return s, nil
 }
@@ -156,13 +180,27 @@ func (s *Server) Start() error {
 	}
 	s.ln, s.started = ln, true
 	go func() {
-		err := s.http.Serve(ln)
+		var err error
+		if s.certs != nil {
+			// The certificate comes from TLSConfig.GetCertificate;
+			// ServeTLS adds HTTP/2 to what is negotiated.
+			err = s.http.ServeTLS(ln, "", "")
+		} else {
+			err = s.http.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		s.serveErr <- err
 	}()
-	s.log.Info("listening for Emma webhooks", "addr", ln.Addr().String())
+	if s.tokens.file != "" {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.tokens.watch(s.cfg.TokensReloadInterval, s.stop)
+		}()
+	}
+	s.log.Info("listening for Emma webhooks", "addr", ln.Addr().String(), "tls", s.certs != nil)
 	return nil
 }
 
@@ -180,6 +218,8 @@ func (s *Server) Addr() net.Addr {
 // requests in flight to be answered. Safe without Start and safe twice.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		close(s.stop)
+		defer s.wg.Wait()
 		s.mu.Lock()
 		started := s.started
 		s.mu.Unlock()

@@ -35,7 +35,12 @@ type callback struct {
 // webhook serves GET and POST /webhooks/emma[/{token}].
 func (s *Server) webhook(c echo.Context) error {
 	receivedAt := s.deps.Now()
-	if err := s.authenticate(c); err != nil {
+	// Before anything parses the query (the token may be in it).
+	if len(c.Request().URL.RawQuery) > s.cfg.MaxQueryBytes {
+		return problem(http.StatusRequestURITooLong, outcomeTooLarge, "the query string exceeds the limit")
+	}
+	cred, err := s.authenticate(c)
+	if err != nil {
 		return err
 	}
 	cb, err := s.read(c)
@@ -56,6 +61,13 @@ func (s *Server) webhook(c echo.Context) error {
 		return s.reject(c, cb, ev, err)
 	}
 	span.End()
+
+	// A token bound to accounts vouches for their events only. Such an
+	// event is refused, not dead-lettered: its sender is not trusted with
+	// that account, so its payload is not kept either.
+	if cred != nil && !cred.mayPostFor(ev.AccountID()) {
+		return problem(http.StatusForbidden, outcomeForbiddenAccount, "this token may not post events of this account")
+	}
 
 	_, span = s.tracer.Start(ctx, "validate", trace.WithAttributes(attribute.String("emma.event_name", ev.Name)))
 	err = s.deps.Decoder.Validate(ev)
