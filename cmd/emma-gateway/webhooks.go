@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -249,7 +250,7 @@ func (o *webhooksOptions) create(ctx context.Context, c *emmaapi.Client, pos []s
 	if o.json {
 		return o.printJSON(map[string]int64{"webhook_id": id})
 	}
-	fmt.Fprintf(o.out, "created webhook %d: %s %s %s\n", id, p.Event, cmp(p.Method, http.MethodPost), o.redact(p.URL))
+	fmt.Fprintf(o.out, "created webhook %d: %s %s %s\n", id, p.Event, orDefault(p.Method, http.MethodPost), o.redact(p.URL))
 	return nil
 }
 
@@ -345,7 +346,8 @@ func checkParams(p emmaapi.WebhookParams) error {
 	return errors.Join(errs...)
 }
 
-func cmp(s, def string) string {
+// orDefault is s, or def when s is empty.
+func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
@@ -468,9 +470,9 @@ func syncPlan(current []emmaapi.Webhook, target, method string, want []string, p
 	for _, ev := range want {
 		wanted[ev] = true
 		regs := ours[ev]
-		slices.SortFunc(regs, func(a, b emmaapi.Webhook) int { return int(a.ID - b.ID) })
+		slices.SortFunc(regs, func(a, b emmaapi.Webhook) int { return cmp.Compare(a.ID, b.ID) })
 		keep := slices.IndexFunc(regs, func(wh emmaapi.Webhook) bool {
-			return wh.URL == target && strings.EqualFold(cmp(wh.Method, http.MethodPost), method)
+			return wh.URL == target && strings.EqualFold(orDefault(wh.Method, http.MethodPost), method)
 		})
 		switch {
 		case keep >= 0:

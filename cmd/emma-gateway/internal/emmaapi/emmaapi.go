@@ -206,9 +206,13 @@ func New(cfg Config) (*Client, error) {
 }
 
 // String names the account and API without the keys.
-func (c *Client) String() string {
+func (c Client) String() string {
 	return fmt.Sprintf("emmaapi.Client{%s}", c.base)
 }
+
+// GoString keeps the keys out of %#v, which would otherwise print the
+// unexported configuration field by field.
+func (c Client) GoString() string { return c.String() }
 
 // List returns every webhook of the account (GET /{account}/webhooks).
 func (c *Client) List(ctx context.Context) ([]Webhook, error) {
@@ -432,6 +436,8 @@ type Error struct {
 	Err    error
 }
 
+// Error says what was called, Emma's status, the sentinel's meaning and
+// an excerpt of the answer.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("emma api: %s %s: ", e.Method, e.Path)
 	if e.Status != 0 {

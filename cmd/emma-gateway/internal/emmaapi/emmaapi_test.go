@@ -341,7 +341,7 @@ func TestConfigValidateReportsEveryProblemWithoutKeys(t *testing.T) {
 func TestKeysNeverPrinted(t *testing.T) {
 	cfg := config("https://api.e2ma.net")
 	c := newClient(t, cfg)
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%v", c)} {
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%+v", *c)} {
 		if strings.Contains(s, pub) || strings.Contains(s, priv) {
 			t.Fatalf("printed a key: %s", s)
 		}

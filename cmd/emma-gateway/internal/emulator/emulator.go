@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -268,7 +269,7 @@ func (e *Emulator) Deliveries() []Delivery {
 
 func (e *Emulator) sortedLocked() []emmaapi.Webhook {
 	out := slices.Collect(maps.Values(e.webhooks))
-	slices.SortFunc(out, func(a, b emmaapi.Webhook) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b emmaapi.Webhook) int { return cmp.Compare(a.ID, b.ID) })
 	if out == nil {
 		out = []emmaapi.Webhook{}
 	}
@@ -291,7 +292,8 @@ func (e *Emulator) api(h func(r *http.Request) (any, error)) http.HandlerFunc {
 		e.mu.Lock()
 		e.calls[route]++
 		e.mu.Unlock()
-		v, err := e.authorize(r)
+		var v any
+		err := e.authorize(r)
 		if err == nil {
 			v, err = h(r)
 		}
@@ -309,19 +311,19 @@ func (e *Emulator) api(h func(r *http.Request) (any, error)) http.HandlerFunc {
 	}
 }
 
-func (e *Emulator) authorize(r *http.Request) (any, error) {
+func (e *Emulator) authorize(r *http.Request) error {
 	user, pass, ok := r.BasicAuth()
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(e.cfg.PublicKey)) != 1 ||
 		subtle.ConstantTimeCompare([]byte(pass), []byte(e.cfg.PrivateKey)) != 1 {
-		return nil, &apiError{http.StatusUnauthorized, "Invalid credentials"}
+		return &apiError{http.StatusUnauthorized, "Invalid credentials"}
 	}
 	if r.PathValue("account") != strconv.FormatInt(e.cfg.AccountID, 10) {
-		return nil, &apiError{http.StatusUnauthorized, "The keys do not belong to this account"}
+		return &apiError{http.StatusUnauthorized, "The keys do not belong to this account"}
 	}
 	if !e.limiter.Allow() {
-		return nil, &apiError{http.StatusForbidden, "Rate limit exceeded: 180 calls a minute"}
+		return &apiError{http.StatusForbidden, fmt.Sprintf("Rate limit exceeded: %d calls a minute", e.cfg.CallsPerMinute)}
 	}
-	return nil, nil
+	return nil
 }
 
 func (e *Emulator) list(*http.Request) (any, error) {
