@@ -8,20 +8,27 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
-// tail prints the messages arriving on the gateway's topics, one JSON object
-// a line: topic, partition, offset, key, headers and the value.
+// tail prints the messages arriving on the gateway's topics: one JSON object
+// a line (topic, partition, offset, key, event, headers and the value), or
+// with --format table one aligned row a message. Messages are decoded into
+// typed events (kafkaevents.Decode), which the --events, --accounts and
+// --members filters read.
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	kcfg := sinks.DefaultConfig()
-	var brokers, topics, events listValue
+	var brokers, topics, names, accounts, members listValue
+	format := "json"
 	embeddedAddr := "127.0.0.1:9092"
 	fromBeginning := false
 	fs := newFlagSet("tail")
@@ -32,16 +39,35 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&kcfg.UnrecognizedTopic, "unrecognized-topic", kcfg.UnrecognizedTopic, "the gateway's unrecognized topic")
 	fs.StringVar(&kcfg.DeadLetterTopic, "deadletter-topic", kcfg.DeadLetterTopic, "the gateway's dead-letter topic")
 	fs.Var(&topics, "topics", "comma-separated topics to read instead of all of the gateway's")
-	fs.Var(&events, "events", "comma-separated event names to print (default: all)")
+	fs.Var(&names, "events", "comma-separated event names to print (default: all)")
+	fs.Var(&accounts, "accounts", "comma-separated account ids to print (default: all)")
+	fs.Var(&members, "members", "comma-separated member ids to print: events about one of them (default: all)")
+	fs.StringVar(&format, "format", format, "json (one object a line) or table")
 	fs.BoolVar(&fromBeginning, "from-beginning", false, "print what the topics already hold, not only what arrives")
 	// tail reads EMMA_GATEWAY_* like serve, so one environment serves both;
 	// only its own flags are TAIL_-specific.
 	fs.env["topics"], fs.env["events"], fs.env["from-beginning"] = envPrefix+"TAIL_TOPICS", envPrefix+"TAIL_EVENTS", envPrefix+"TAIL_FROM_BEGINNING"
+	fs.env["accounts"], fs.env["members"], fs.env["format"] = envPrefix+"TAIL_ACCOUNTS", envPrefix+"TAIL_MEMBERS", envPrefix+"TAIL_FORMAT"
 	if err := fs.parse(args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	filter, err := newTailFilter(names, accounts, members)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	var print func(tailLine)
+	switch format {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		print = func(l tailLine) { _ = enc.Encode(l) }
+	case "table":
+		fmt.Fprintf(stdout, tableFormat, "RECEIVED", "EVENT", "ACCOUNT", "MEMBER", "KEY", "TOPIC/PARTITION@OFFSET", "EVENT ID / DETAIL")
+		print = func(l tailLine) { fmt.Fprint(stdout, l.row()) }
+	default:
+		return fmt.Errorf("%w: --format %q: want json or table", errUsage, format)
 	}
 	if len(brokers) == 0 {
 		brokers = listValue{embeddedAddr}
@@ -61,7 +87,6 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "tail: reading %d partitions of %d topics from %s; Ctrl-C to stop\n", len(partitions), len(topics), strings.Join(brokers, ","))
 
 	var mu sync.Mutex
-	enc := json.NewEncoder(stdout)
 	var wg sync.WaitGroup
 	for _, tp := range partitions {
 		wg.Add(1)
@@ -81,11 +106,11 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					return
 				}
 				line := printable(m)
-				if len(events) > 0 && !slices.Contains(events, line.Event) {
+				if !filter.match(line) {
 					continue
 				}
 				mu.Lock()
-				_ = enc.Encode(line)
+				print(line)
 				mu.Unlock()
 			}
 		}()
@@ -103,6 +128,11 @@ type tailLine struct {
 	Event     string            `json:"event,omitempty"`
 	Headers   map[string]string `json:"headers"`
 	Value     json.RawMessage   `json:"value"`
+
+	// ev is the typed event; nil for a dead letter or a message that is not
+	// a normalized event, whose reason is in err.
+	ev  *events.Event
+	err error
 }
 
 func printable(m kafka.Message) tailLine {
@@ -110,8 +140,11 @@ func printable(m kafka.Message) tailLine {
 	for _, h := range m.Headers {
 		l.Headers[h.Key] = string(h.Value)
 	}
-	l.Event = strings.TrimPrefix(l.Headers[sinks.HeaderType], sinks.TypePrefix)
-	if l.Event == "" {
+	l.ev, l.err = kafkaevents.Decode(m)
+	switch {
+	case l.ev != nil:
+		l.Event = l.ev.Name
+	default:
 		l.Event = l.Headers[sinks.HeaderDeadEventName]
 	}
 	if json.Valid(m.Value) {
@@ -155,4 +188,115 @@ func topicPartitions(ctx context.Context, brokers, topics []string) ([]kafka.Par
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// tailFilter keeps the messages tail prints. Dead letters carry no typed
+// event: they pass the event filter by their emma_event_name header, and
+// never pass an account or member filter.
+type tailFilter struct {
+	events            []string
+	accounts, members []events.ID
+}
+
+func newTailFilter(names, accounts, members []string) (tailFilter, error) {
+	f := tailFilter{events: names}
+	var errs []error
+	parse := func(flag string, in []string) []events.ID {
+		var ids []events.ID
+		for _, s := range in {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("--%s: %q is not an id", flag, s))
+				continue
+			}
+			ids = append(ids, events.ID(n))
+		}
+		return ids
+	}
+	f.accounts = parse("accounts", accounts)
+	f.members = parse("members", members)
+	return f, errors.Join(errs...)
+}
+
+func (f tailFilter) match(l tailLine) bool {
+	if len(f.events) > 0 && !slices.Contains(f.events, l.Event) {
+		return false
+	}
+	if len(f.accounts) > 0 && (l.ev == nil || !slices.Contains(f.accounts, l.ev.AccountID())) {
+		return false
+	}
+	if len(f.members) > 0 {
+		id, ok := memberOf(l.ev)
+		if !ok || !slices.Contains(f.members, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// memberOf returns the member an event is about, when its type has a
+// member_id and Emma set it.
+func memberOf(ev *events.Event) (events.ID, bool) {
+	if ev == nil {
+		return 0, false
+	}
+	var id *events.ID
+	switch p := ev.Payload.(type) {
+	case *events.MemberSignup:
+		id = &p.MemberID
+	case *events.MessageOpen:
+		id = &p.MemberID
+	case *events.MessageClick:
+		id = &p.MemberID
+	case *events.MemberOptout:
+		id = &p.MemberID
+	case *events.MessageShare:
+		id = &p.MemberID
+	case *events.MessageForward:
+		id = &p.MemberID
+	case *events.MemberAdd:
+		id = &p.MemberID
+	case *events.MessageShareClick:
+		id = p.MemberID
+	case *events.MemberUpdate:
+		id = p.MemberID
+	case *events.MemberDelete:
+		id = p.MemberID
+	case *events.MemberAddToGroup:
+		id = p.MemberID
+	case *events.MemberRemoveFromGroup:
+		id = p.MemberID
+	case *events.MemberStatusUpdate:
+		id = p.MemberID
+	}
+	if id == nil || *id == 0 {
+		return 0, false
+	}
+	return *id, true
+}
+
+// tableFormat lays out one row of --format table.
+const tableFormat = "%-24s %-26s %-10s %-12s %-12s %-32s %s\n"
+
+func (l tailLine) row() string {
+	where := l.Topic + "/" + strconv.Itoa(l.Partition) + "@" + strconv.FormatInt(l.Offset, 10)
+	if l.ev == nil {
+		detail := l.Headers[sinks.HeaderDeadReason] + ": " + l.Headers[sinks.HeaderDeadDetail]
+		if l.Headers[sinks.HeaderDeadReason] == "" && l.err != nil {
+			detail = l.err.Error()
+		}
+		return fmt.Sprintf(tableFormat, l.Headers[sinks.HeaderDeadReceivedAt], orDash(l.Event), "-", "-", orDash(l.Key), where, detail)
+	}
+	member := "-"
+	if id, ok := memberOf(l.ev); ok {
+		member = id.String()
+	}
+	return fmt.Sprintf(tableFormat, l.ev.ReceivedAt.Format(time.RFC3339), l.ev.Name, l.ev.AccountID().String(), member, orDash(l.Key), where, l.ev.ID)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
