@@ -16,6 +16,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+	"github.com/emma-gateway/emma-gateway/schemas"
 )
 
 // Sink makes events durable. Publish and DeadLetter return nil only once the
@@ -134,6 +135,8 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(set.Metrics.Registry, promhttp.HandlerOpts{})))
+	// The published contract: GET /schemas/ (index) and /schemas/{name}.json.
+	e.GET("/schemas/*", echo.WrapHandler(schemas.Handler()))
 	// Route middleware, not an Echo group: a group with middleware adds
 	// catch-all routes that turn a wrong method into 404 instead of 405.
 	// Only the webhook routes are guarded: health, readiness and metrics

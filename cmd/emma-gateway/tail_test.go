@@ -210,3 +210,43 @@ func TestTailRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayServesSchemas reads the contract from a running gateway: the
+// index lists every schema, and each is served as committed, without a
+// token (the contract is public; it holds no data).
+func TestGatewayServesSchemas(t *testing.T) {
+	tg := startTestGateway(t, nil)
+	res, err := http.Get(tg.url + "/schemas/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx struct {
+		Schemas []struct{ Name, Path string }
+	}
+	err = json.NewDecoder(res.Body).Decode(&idx)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || len(idx.Schemas) != len(schemas.Names()) || len(idx.Schemas) < 22 {
+		t.Fatalf("index: %d %v %+v", res.StatusCode, err, idx)
+	}
+	for _, s := range append(idx.Schemas, struct{ Name, Path string }{"asyncapi", "/schemas/" + schemas.AsyncAPI}) {
+		res, err := http.Get(tg.url + s.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(res.Body)
+		res.Body.Close()
+		want, _ := fs.ReadFile(schemas.FS(), strings.TrimPrefix(s.Path, "/schemas/"))
+		if res.StatusCode != http.StatusOK || len(want) == 0 || !bytes.Equal(b.Bytes(), want) {
+			t.Fatalf("%s: %d, %d bytes", s.Path, res.StatusCode, b.Len())
+		}
+	}
+	res, err = http.Get(tg.url + "/schemas/nope.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown schema: %d", res.StatusCode)
+	}
+}
