@@ -28,6 +28,8 @@ Usage:
   emma-gateway emulate [flags]   a local stand-in for Emma's webhook API that
                                  fires callbacks ("emulate fire EVENT")
   emma-gateway routes check FILE  print where each event type would go
+  emma-gateway bench [flags]     load test (in-process or --url) with delivery
+                                 verification and a no-op baseline
   emma-gateway version           print the version
 
 Run "emma-gateway COMMAND -h" for a command's flags. Every flag can also be
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = emulate(ctx, args, stdout, stderr)
 	case "routes":
 		err = routesCmd(args, stdout, stderr)
+	case "bench":
+		err = bench(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help":

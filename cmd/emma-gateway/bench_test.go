@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchSmokeLosesNothing runs bench in this process against the full
+// gateway (embedded broker, spool, tracing) for a short while at low
+// concurrency, POST and GET mixed and every event type in the mix, and
+// asserts only correctness: no transport errors, only 200s, and every
+// accepted event on Kafka. Timing is never asserted: CI machines vary.
+func TestBenchSmokeLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway and loads it for two seconds")
+	}
+	cfg := defaultBenchConfig()
+	cfg.connections = 4
+	cfg.duration = 2 * time.Second
+	cfg.warmup = 200 * time.Millisecond
+	cfg.getRatio = 0.3
+	cfg.baseline = true
+	var stderr bytes.Buffer
+	rep, err := runBench(context.Background(), cfg, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	g := rep.Gateway
+	if len(g.Errors) > 0 || len(g.Status) != 1 || g.Status["200"] == 0 {
+		t.Fatalf("answers %v, errors %v", g.Status, g.Errors)
+	}
+	v := g.Verification
+	if v == nil || v.Accepted == 0 || v.Missing != 0 || v.Found != v.Accepted {
+		t.Fatalf("verification %+v", v)
+	}
+	if rep.Baseline == nil || rep.Baseline.Requests == 0 || rep.Ratio <= 0 {
+		t.Fatalf("no baseline measured: %+v", rep.Baseline)
+	}
+	// Both renderings hold the figures.
+	var out bytes.Buffer
+	rep.print(&out)
+	if !strings.Contains(out.String(), "0 missing") || !strings.Contains(out.String(), "baseline") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	b, err := json.Marshal(rep)
+	if err != nil || !bytes.Contains(b, []byte(`"p99.9"`)) {
+		t.Errorf("json: %s %v", b, err)
+	}
+}
+
+// TestBenchFlagsReadTheirOwnEnvironment keeps bench's variables apart from
+// serve's, which configure the in-process gateway.
+func TestBenchFlagsReadTheirOwnEnvironment(t *testing.T) {
+	cfg := defaultBenchConfig()
+	fs := benchFlags(&cfg)
+	env := map[string]string{"EMMA_GATEWAY_BENCH_CONNECTIONS": "7", "EMMA_GATEWAY_BENCH_RATE": "500", "EMMA_GATEWAY_CONNECTIONS": "99"}
+	if err := fs.parse([]string{"--duration", "3s"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.connections != 7 || cfg.rate != 500 || cfg.duration != 3*time.Second {
+		t.Fatalf("%+v", cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.url, cfg.events = "http://127.0.0.1:1", "message_open=1,nope=2"
+	err := cfg.validate()
+	if err == nil || !strings.Contains(err.Error(), "--brokers") || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("want both problems reported, got %v", err)
+	}
+}
+
+func TestEventMixDrawsEveryWeightedEvent(t *testing.T) {
+	m, err := parseEventMix("message_open=3,member_add=1,group_create=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	n := map[string]int{}
+	for range 4000 {
+		n[m.pick(r)]++
+	}
+	if n["group_create"] != 0 || n["message_open"] < 2700 || n["message_open"] > 3300 || n["member_add"] < 700 {
+		t.Fatalf("draws %v", n)
+	}
+	def, err := parseEventMix("")
+	if err != nil || len(def.names) != 19 {
+		t.Fatalf("the default mix names %d event types (%v), want all 19", len(def.names), err)
+	}
+}
+
+// TestHistogramQuantilesWithinOneBucket checks the histogram against exact
+// quantiles of a spread of latencies from microseconds to seconds.
+func TestHistogramQuantilesWithinOneBucket(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var h histogram
+	var vals []time.Duration
+	for range 100000 {
+		v := time.Duration(r.ExpFloat64() * float64(2*time.Millisecond))
+		if r.IntN(100) == 0 {
+			v += time.Second
+		}
+		vals = append(vals, v)
+		h.Record(v)
+	}
+	slices.Sort(vals)
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+		want := vals[max(int(q*float64(len(vals)))-1, 0)]
+		got := h.Quantile(q)
+		if got < want || float64(got-want) > float64(want)/64+1 {
+			t.Errorf("q%v: got %v, want %v (within 1/64 above)", q, got, want)
+		}
+	}
+	if h.Max() != vals[len(vals)-1] || h.Count() != uint64(len(vals)) {
+		t.Errorf("max %v count %d", h.Max(), h.Count())
+	}
+	if bucketOf(math.MaxInt64) != histBuckets-1 {
+		t.Errorf("the largest duration falls in bucket %d of %d", bucketOf(math.MaxInt64), histBuckets)
+	}
+	for i := range histBuckets - 1 {
+		if bucketOf(upperOf(i)) != i || bucketOf(upperOf(i)+1) != i+1 {
+			t.Fatalf("bucket %d: upper %d maps to %d", i, upperOf(i), bucketOf(upperOf(i)))
+		}
+	}
+}
