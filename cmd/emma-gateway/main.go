@@ -110,6 +110,28 @@ func signalContext() (context.Context, func()) {
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
+// reloadTokensOnHangup rereads the webhook tokens file on each SIGHUP, so
+// that tokens rotate without a restart. A failed reload is logged by the
+// server and keeps the tokens in force. The returned func stops listening.
+func reloadTokensOnHangup(s interface{ ReloadTokens() error }) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-ch:
+				_ = s.ReloadTokens()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done); <-finished }
+}
+
 func versionString() string {
 	s := "emma-gateway " + version
 	if bi, ok := debug.ReadBuildInfo(); ok {

@@ -47,6 +47,13 @@ func serveFlags(cfg *serveConfig) *flagSet {
 	fs.DurationVar(&r.WriteTimeout, "write-timeout", r.WriteTimeout, "HTTP write timeout")
 	fs.DurationVar(&r.IdleTimeout, "idle-timeout", r.IdleTimeout, "HTTP keep-alive idle timeout")
 	fs.IntVar(&r.MaxHeaderBytes, "max-header-bytes", r.MaxHeaderBytes, "largest request line and headers (bounds GET payloads), in bytes")
+	fs.IntVar(&r.MaxQueryBytes, "max-query-bytes", r.MaxQueryBytes, "longest query string (and so GET payload) of a webhook, in bytes; longer is answered 414")
+	fs.StringVar(&r.TokensFile, "tokens-file", r.TokensFile, "file of webhook tokens, one a line (# comments), reread on change and on SIGHUP")
+	fs.DurationVar(&r.TokensReloadInterval, "tokens-reload-interval", r.TokensReloadInterval, "how often the tokens file is checked for changes")
+	fs.Var((*listValue)(&r.AllowedCIDRs), "allowed-cidrs", "comma-separated networks allowed to deliver webhooks (empty: any)")
+	fs.Var((*listValue)(&r.TrustedProxies), "trusted-proxies", "comma-separated networks of reverse proxies whose X-Forwarded-For is believed")
+	fs.StringVar(&r.TLSCertFile, "tls-cert-file", r.TLSCertFile, "PEM certificate to serve HTTPS with (reread on change)")
+	fs.StringVar(&r.TLSKeyFile, "tls-key-file", r.TLSKeyFile, "PEM key of --tls-cert-file")
 
 	fs.Var((*listValue)(&k.Brokers), "kafka-brokers", "comma-separated Kafka bootstrap brokers; empty starts an embedded broker")
 	fs.StringVar(&cfg.embeddedKafkaAddr, "embedded-kafka-addr", cfg.embeddedKafkaAddr, "listen address of the embedded broker")
@@ -135,7 +142,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate(), cross, routesErr); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	if len(cfg.receiver.Tokens) == 0 {
+	if len(cfg.receiver.Tokens) == 0 && cfg.receiver.TokensFile == "" {
 		log.Warn("!!! NO WEBHOOK TOKENS: anyone who can reach this gateway can publish events; set EMMA_GATEWAY_TOKENS !!!")
 	}
 	// Spans are always made, so that every Kafka message carries a
@@ -254,6 +261,7 @@ func runGateway(ctx context.Context, cfg serveConfig, embedded bool, set telemet
 	if err != nil {
 		return err
 	}
+	defer reloadTokensOnHangup(g.server)()
 	<-ctx.Done()
 	g.log.Info("shutting down: no new connections; answering requests in flight")
 	g.stop()
