@@ -107,8 +107,9 @@ func structuredMessage(topic string, ev *events.Event, key string, value []byte)
 		Time            string          `json:"time"`
 		Subject         string          `json:"subject,omitempty"`
 		DataContentType string          `json:"datacontenttype"`
+		DataSchema      string          `json:"dataschema"`
 		Data            json.RawMessage `json:"data"`
-	}{"1.0", ev.ID, source(ev), TypePrefix + ev.Name, ev.Time().UTC().Format(time.RFC3339Nano), ev.Subject(), "application/json", value}
+	}{"1.0", ev.ID, source(ev), TypePrefix + ev.Name, ev.Time().UTC().Format(time.RFC3339Nano), ev.Subject(), "application/json", schemas.URL(ev.Name), value}
 	b, err := json.Marshal(env)
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encode %s event: %w", ev.Name, err)

@@ -1,10 +1,17 @@
 package sinks
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 )
 
 const exampleRoutes = `
@@ -162,5 +169,47 @@ func TestRoutesTopicsCreatedAtStart(t *testing.T) {
 		if strings.Contains(t2, "{") || strings.Contains(t2, "account") {
 			t.Errorf("a per-account topic would be created at start: %s", t2)
 		}
+	}
+}
+
+func TestStructuredRouteWritesACloudEventsEnvelope(t *testing.T) {
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), func(c *Config) {
+		c.Routes = mustParse(t, "routes:\n  - events: [\"message_*\"]\n    topics: [analytics]\n    content_mode: structured\n    key: mailing_id\n")
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ev := testEvent(t)
+	if err := k.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.Addrs(), Topic: "analytics", Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(m.Value, &env); err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Key) != "3" || env["specversion"] != "1.0" || env["id"] != ev.ID || env["type"] != "com.myemma.message_open" ||
+		env["source"] != "https://api.e2ma.net/1" || env["subject"] != "member/6160010079" ||
+		!strings.HasSuffix(env["dataschema"].(string), "/message_open.json") || env["data"].(map[string]any)["event_id"] != ev.ID {
+		t.Fatalf("key %s envelope %v", m.Key, env)
+	}
+	h := map[string]string{}
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	if h["content-type"] != ContentTypeStructured || h["traceparent"] == "" || h[HeaderID] != "" {
+		t.Fatalf("headers %v", h)
+	}
+	got, err := kafkaevents.Decode(m)
+	if err != nil || got.ID != ev.ID || got.Name != "message_open" {
+		t.Fatalf("kafkaevents.Decode: %v %+v", err, got)
 	}
 }
