@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
 func readme(t *testing.T) string {
@@ -53,5 +55,26 @@ func TestReadmeCurlExamplesAreAccepted(t *testing.T) {
 		if msgs := consume(t, tg.brokers, c.topic); len(msgs) != 1 {
 			t.Fatalf("%s holds %d messages", c.topic, len(msgs))
 		}
+	}
+}
+
+// TestReadmeRoutesExampleIsValid parses the README's routes file example
+// with the gateway's own loader.
+func TestReadmeRoutesExampleIsValid(t *testing.T) {
+	doc := readme(t)
+	i := strings.Index(doc, "## Fan-out routing")
+	if i < 0 {
+		t.Fatal("README has no Fan-out routing section")
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(doc[i:])
+	if m == nil {
+		t.Fatal("the section has no YAML example")
+	}
+	r, err := sinks.ParseRoutes([]byte(m[1]))
+	if err != nil {
+		t.Fatalf("the README's routes example is invalid: %v", err)
+	}
+	if ds, dropped := r.Route("message_open", 1743199, "emma.message_open"); dropped || len(ds) != 4 {
+		t.Fatalf("message_open of 1743199 goes to %+v", ds)
 	}
 }
