@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -259,4 +261,78 @@ func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
 	if !strings.Contains(stderr.String(), "previous run") {
 		t.Error("the restarted gateway did not say it replays a previous run")
 	}
+}
+
+// TestSecondSignalExitsAtOnceAndSpoolKeepsWhatWasAccepted holds a
+// graceful shutdown open with a request whose body never finishes, sends a
+// second SIGTERM, and checks that the process exits at once and that the
+// events it had spooled are replayed by the next run.
+func TestSecondSignalExitsAtOnceAndSpoolKeepsWhatWasAccepted(t *testing.T) {
+	bin := buildBinary(t)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	failing := &atomic.Bool{}
+	kafkatest.FailProduce(c, failing, "")
+	spool, addr := t.TempDir(), freeAddr(t)
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = append(os.Environ(),
+			"EMMA_GATEWAY_ADDR="+addr,
+			"EMMA_GATEWAY_KAFKA_BROKERS="+strings.Join(c.ListenAddrs(), ","),
+			"EMMA_GATEWAY_TOKENS="+testToken,
+			"EMMA_GATEWAY_TOPIC_REPLICATION_FACTOR=1",
+			"EMMA_GATEWAY_SPOOL_DIR="+spool,
+			"EMMA_GATEWAY_SPOOL_AFTER=200ms",
+			"EMMA_GATEWAY_READ_TIMEOUT=60s",
+			"EMMA_GATEWAY_WRITE_TIMEOUT=60s",
+			"EMMA_GATEWAY_SHUTDOWN_TIMEOUT=60s",
+		)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		waitHealthy(t, "http://"+addr)
+		return cmd
+	}
+	first := start()
+	failing.Store(true)
+	accepted, refused := load(t, "http://"+addr, 4, 50, nil)
+	if len(accepted) != 50 || refused != 0 {
+		t.Fatalf("%d accepted, %d refused", len(accepted), refused)
+	}
+	// A request whose body never completes keeps the graceful shutdown
+	// waiting.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhooks/emma/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{", testToken)
+	time.Sleep(200 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	_ = first.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		t.Fatalf("exited (%v) while a request was in flight: the test cannot tell the second signal's effect", err)
+	case <-time.After(time.Second):
+	}
+	sent := time.Now()
+	_ = first.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("exit after the second signal: %v, want code 130", err)
+		}
+		t.Logf("exited %s after the second signal", time.Since(sent))
+	case <-time.After(5 * time.Second):
+		t.Fatal("no exit within 5 s of the second signal")
+	}
+	failing.Store(false)
+	start()
+	waitDelivered(t, c.ListenAddrs(), "emma.message_open", accepted, 60*time.Second)
 }
