@@ -203,41 +203,9 @@ func TestLeaderMovesUnderLoadLoseNothing(t *testing.T) {
 // and restarts it on the same directory once the broker is back: every
 // event answered 200 must arrive.
 func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
-	bin := buildBinary(t)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	failing := &atomic.Bool{}
-	kafkatest.FailProduce(c, failing, "")
-	spool := t.TempDir()
-	addr := freeAddr(t)
-	start := func() (*exec.Cmd, *lockedBuffer) {
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(os.Environ(),
-			"EMMA_GATEWAY_ADDR="+addr,
-			"EMMA_GATEWAY_KAFKA_BROKERS="+strings.Join(c.ListenAddrs(), ","),
-			"EMMA_GATEWAY_TOKENS="+testToken,
-			"EMMA_GATEWAY_TOPIC_REPLICATION_FACTOR=1",
-			"EMMA_GATEWAY_SPOOL_DIR="+spool,
-			"EMMA_GATEWAY_SPOOL_AFTER=200ms",
-		)
-		stderr := &lockedBuffer{}
-		cmd.Stderr = stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Log("gateway stderr:\n" + stderr.String())
-			}
-		})
-		waitHealthy(t, "http://"+addr)
-		return cmd, stderr
-	}
+	sg := newSpoolingGateway(t)
+	start := func() (*exec.Cmd, *lockedBuffer) { return sg.start(t) }
+	c, failing, spool, addr := sg.cluster, sg.failing, sg.spool, sg.addr
 	first, _ := start()
 	failing.Store(true)
 	accepted, refused := load(t, "http://"+addr, 8, 200, nil)
@@ -268,35 +236,11 @@ func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
 // second SIGTERM, and checks that the process exits at once and that the
 // events it had spooled are replayed by the next run.
 func TestSecondSignalExitsAtOnceAndSpoolKeepsWhatWasAccepted(t *testing.T) {
-	bin := buildBinary(t)
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	failing := &atomic.Bool{}
-	kafkatest.FailProduce(c, failing, "")
-	spool, addr := t.TempDir(), freeAddr(t)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(os.Environ(),
-			"EMMA_GATEWAY_ADDR="+addr,
-			"EMMA_GATEWAY_KAFKA_BROKERS="+strings.Join(c.ListenAddrs(), ","),
-			"EMMA_GATEWAY_TOKENS="+testToken,
-			"EMMA_GATEWAY_TOPIC_REPLICATION_FACTOR=1",
-			"EMMA_GATEWAY_SPOOL_DIR="+spool,
-			"EMMA_GATEWAY_SPOOL_AFTER=200ms",
-			"EMMA_GATEWAY_READ_TIMEOUT=60s",
-			"EMMA_GATEWAY_WRITE_TIMEOUT=60s",
-			"EMMA_GATEWAY_SHUTDOWN_TIMEOUT=60s",
-		)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		waitHealthy(t, "http://"+addr)
-		return cmd
-	}
+	sg := newSpoolingGateway(t,
+		// Long enough that only the second signal can end the shutdown.
+		"EMMA_GATEWAY_READ_TIMEOUT=60s", "EMMA_GATEWAY_WRITE_TIMEOUT=60s", "EMMA_GATEWAY_SHUTDOWN_TIMEOUT=60s")
+	start := func() *exec.Cmd { cmd, _ := sg.start(t); return cmd }
+	c, failing, addr := sg.cluster, sg.failing, sg.addr
 	first := start()
 	failing.Store(true)
 	accepted, refused := load(t, "http://"+addr, 4, 50, nil)
@@ -335,4 +279,54 @@ func TestSecondSignalExitsAtOnceAndSpoolKeepsWhatWasAccepted(t *testing.T) {
 	failing.Store(false)
 	start()
 	waitDelivered(t, c.ListenAddrs(), "emma.message_open", accepted, 60*time.Second)
+}
+
+// spoolingGateway runs the real binary with a spool against a kfake broker
+// of the test's own, whose produce requests fail while failing is true.
+type spoolingGateway struct {
+	bin, spool, addr string
+	cluster          *kfake.Cluster
+	failing          *atomic.Bool
+	env              []string
+}
+
+func newSpoolingGateway(t *testing.T, env ...string) *spoolingGateway {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	sg := &spoolingGateway{bin: buildBinary(t), spool: t.TempDir(), addr: freeAddr(t), cluster: c, failing: &atomic.Bool{}, env: env}
+	kafkatest.FailProduce(c, sg.failing, "")
+	return sg
+}
+
+// start runs the binary on the same address and spool every time, and
+// waits until it is ready.
+func (sg *spoolingGateway) start(t *testing.T) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(sg.bin, "serve")
+	cmd.Env = append(append(os.Environ(),
+		"EMMA_GATEWAY_ADDR="+sg.addr,
+		"EMMA_GATEWAY_KAFKA_BROKERS="+strings.Join(sg.cluster.ListenAddrs(), ","),
+		"EMMA_GATEWAY_TOKENS="+testToken,
+		"EMMA_GATEWAY_TOPIC_REPLICATION_FACTOR=1",
+		"EMMA_GATEWAY_SPOOL_DIR="+sg.spool,
+		"EMMA_GATEWAY_SPOOL_AFTER=200ms",
+	), sg.env...)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Log("gateway stderr:\n" + stderr.String())
+		}
+	})
+	waitHealthy(t, "http://"+sg.addr)
+	return cmd, stderr
 }
