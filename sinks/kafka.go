@@ -45,8 +45,12 @@ type Kafka struct {
 	// the partition and offset Kafka gave it.
 	inflight sync.Map
 	writer   *kafka.Writer
-	client   *kafka.Client
-	spool    *Spool // nil without a spool directory
+	// co coalesces concurrent publishes into one WriteMessages call, so
+	// that a lone message is written at once and a busy gateway sends
+	// larger, fewer produce requests (see coalescer).
+	co     coalescer
+	client *kafka.Client
+	spool  *Spool // nil without a spool directory
 
 	wg        sync.WaitGroup
 	stop      chan struct{}
@@ -123,6 +127,14 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 				set.Logger.Warn("kafka writer", "detail", fmt.Sprintf(msg, args...))
 			}),
 		},
+	}
+	k.co = coalescer{
+		write: func(ctx context.Context, msgs []kafka.Message) error {
+			return k.writer.WriteMessages(ctx, msgs...)
+		},
+		// Every attempt of the Writer, each with its backoff: the callers'
+		// own deadlines are shorter.
+		timeout: time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + k.writer.WriteBackoffMax),
 	}
 	if !cfg.CreateTopics {
 		k.topicsReady = true
@@ -412,23 +424,10 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 	return nil
 }
 
-// produce writes msgs in one call and returns each message's error (nil
-// for those Kafka acknowledged).
+// produce writes msgs, coalesced with the other publishes waiting, and
+// returns each message's error (nil for those Kafka acknowledged).
 func (k *Kafka) produce(ctx context.Context, msgs []kafka.Message) []error {
-	errs := make([]error, len(msgs))
-	err := k.writer.WriteMessages(ctx, msgs...)
-	if err == nil {
-		return errs
-	}
-	var werrs kafka.WriteErrors
-	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
-		copy(errs, werrs)
-		return errs
-	}
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
+	return k.co.produce(ctx, msgs)
 }
 
 func (k *Kafka) failed(span trace.Span, topic string, err error) error {
@@ -545,7 +544,10 @@ func (k *Kafka) Close(ctx context.Context) error {
 		close(k.stop)
 		k.wg.Wait() // the replayer and the topic creator
 		done := make(chan error, 1)
-		go func() { done <- k.writer.Close() }()
+		go func() {
+			k.co.wg.Wait() // a shared write in flight ends first
+			done <- k.writer.Close()
+		}()
 		select {
 		case k.closeErr = <-done:
 		case <-ctx.Done():
