@@ -62,15 +62,20 @@ func parseTime(s string) (Time, error) {
 	return Time{}, errBadTime
 }
 
-// inRange refuses years 0 and 9999 as written: moved to UTC (or, floating,
-// to the decoder's zone) they could leave the four-digit years RFC 3339
-// can write, and "10000-01-01T..." would not read back. Emma sends neither.
+// inRange keeps what the gateway writes readable: RFC 3339 has four-digit
+// years, so a zoned time must fall in years 1 to 9999 once in UTC (the
+// written year may differ by the offset: "9998-12-31T00:01:00-23:59" is
+// 9999 in UTC), and a floating time, which the decoder's zone moves by less
+// than a day, in years 2 to 9998 as written. Emma sends none of these edges.
 func inRange(t Time) (Time, error) {
-	if y := t.Year(); y < 1 || y > 9998 {
-		return Time{}, errBadTime
-	}
-	if !t.floating {
+	lo, hi := 1, 9999
+	if t.floating {
+		lo, hi = 2, 9998
+	} else {
 		t.Time = t.UTC()
+	}
+	if y := t.Year(); y < lo || y > hi {
+		return Time{}, errBadTime
 	}
 	return t, nil
 }
