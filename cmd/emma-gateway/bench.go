@@ -109,14 +109,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := defaultBenchConfig()
 	fs := benchFlags(&cfg)
 	fs.SetOutput(stderr)
-	if err := fs.parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if err := fs.parseFlagsOnly(args); err != nil {
+		return err
 	}
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)

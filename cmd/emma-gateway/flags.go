@@ -68,6 +68,22 @@ func (fs *flagSet) parse(args []string, getenv func(string) string) error {
 	return errors.Join(errs...)
 }
 
+// parseFlagsOnly parses the arguments of a command that takes flags and no
+// positional arguments; its errors are usage errors (exit code 2), but for
+// -h.
+func (fs *flagSet) parseFlagsOnly(args []string) error {
+	if err := fs.parse(args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return nil
+}
+
 func kindOf(f *flag.Flag) string {
 	switch f.Value.(type) {
 	case interface{ IsBoolFlag() bool }:

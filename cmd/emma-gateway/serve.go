@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,14 +105,8 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := defaultServeConfig()
 	fs := serveFlags(&cfg)
 	fs.SetOutput(stderr)
-	if err := fs.parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if err := fs.parseFlagsOnly(args); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
