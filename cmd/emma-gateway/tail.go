@@ -240,39 +240,7 @@ func memberOf(ev *events.Event) (events.ID, bool) {
 	if ev == nil {
 		return 0, false
 	}
-	var id *events.ID
-	switch p := ev.Payload.(type) {
-	case *events.MemberSignup:
-		id = &p.MemberID
-	case *events.MessageOpen:
-		id = &p.MemberID
-	case *events.MessageClick:
-		id = &p.MemberID
-	case *events.MemberOptout:
-		id = &p.MemberID
-	case *events.MessageShare:
-		id = &p.MemberID
-	case *events.MessageForward:
-		id = &p.MemberID
-	case *events.MemberAdd:
-		id = &p.MemberID
-	case *events.MessageShareClick:
-		id = p.MemberID
-	case *events.MemberUpdate:
-		id = p.MemberID
-	case *events.MemberDelete:
-		id = p.MemberID
-	case *events.MemberAddToGroup:
-		id = p.MemberID
-	case *events.MemberRemoveFromGroup:
-		id = p.MemberID
-	case *events.MemberStatusUpdate:
-		id = p.MemberID
-	}
-	if id == nil || *id == 0 {
-		return 0, false
-	}
-	return *id, true
+	return ev.IDField("member_id")
 }
 
 // tableFormat lays out one row of --format table.
