@@ -28,6 +28,14 @@ import (
 // Draft is the JSON Schema dialect of every generated schema.
 const Draft = "https://json-schema.org/draft/2020-12/schema"
 
+// add appends a property, in order, and marks it required if asked.
+func (s *Schema) add(name string, fs *Schema, required bool) {
+	s.Properties = append(s.Properties, Property{name, fs})
+	if required {
+		s.Required = append(s.Required, name)
+	}
+}
+
 // Schema is the subset of JSON Schema 2020-12 the generator writes, in a
 // fixed key order so that the output is byte-stable.
 type Schema struct {
@@ -146,12 +154,7 @@ func envelope(file, title, desc string, eventName *Schema, payload reflect.Type,
 		Description: desc,
 		Type:        "object",
 	}
-	add := func(name string, fs *Schema, required bool) {
-		s.Properties = append(s.Properties, Property{name, fs})
-		if required {
-			s.Required = append(s.Required, name)
-		}
-	}
+	add := s.add
 	add("event_name", eventName, true)
 	add("event_id", &Schema{Type: "string", Pattern: "^[0-9a-f]{32}$", Description: "A stable hash of the account, event name and content: the same callback delivered twice, by GET or POST, has the same id. Use it to drop duplicates."}, true)
 	fields, err := payloadFields(payload)
@@ -250,12 +253,7 @@ func CloudEventsHeaders() *Schema {
 		Type:                 "object",
 		AdditionalProperties: &Schema{Type: "string"},
 	}
-	add := func(name string, fs *Schema, required bool) {
-		s.Properties = append(s.Properties, Property{name, fs})
-		if required {
-			s.Required = append(s.Required, name)
-		}
-	}
+	add := s.add
 	add(sinks.HeaderSpecVersion, &Schema{Const: "1.0", Description: "CloudEvents specversion."}, true)
 	add(sinks.HeaderID, &Schema{Type: "string", Pattern: "^[0-9a-f]{32}$", Description: "The event_id of the value."}, true)
 	add(sinks.HeaderSource, &Schema{Type: "string", Format: "uri", Pattern: "^" + regexpQuote(sinks.SourceBase) + "(/[0-9]+)?$", Description: "Emma's API URL of the account: " + sinks.SourceBase + "/{account_id}."}, true)
@@ -279,12 +277,7 @@ func DeadLetterHeaders() *Schema {
 		Type:                 "object",
 		AdditionalProperties: &Schema{Type: "string"},
 	}
-	add := func(name string, fs *Schema, required bool) {
-		s.Properties = append(s.Properties, Property{name, fs})
-		if required {
-			s.Required = append(s.Required, name)
-		}
-	}
+	add := s.add
 	add(sinks.HeaderDeadReason, &Schema{Enum: []string{events.ReasonMalformed, events.ReasonInvalid}, Description: "malformed: not an Emma callback (400); invalid: a known event that failed validation (422)."}, true)
 	add(sinks.HeaderDeadDetail, &Schema{Type: "string", Description: "A sentence saying what was wrong."}, true)
 	add(sinks.HeaderDeadDelivery, &Schema{Enum: []string{string(events.DeliveryPOST), string(events.DeliveryGET)}, Description: "The HTTP method of the request."}, true)
