@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -81,18 +80,14 @@ type answer struct {
 	body   map[string]any
 }
 
+// do is doRaw with the body decoded: every answer of the server is JSON.
 func do(t *testing.T, req *http.Request) answer {
 	t.Helper()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	a := answer{status: res.StatusCode, header: res.Header}
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &a.body); err != nil {
-			t.Fatalf("answer is not JSON: %v: %s", err, b)
+	r := doRaw(t, req)
+	a := answer{status: r.status, header: r.header}
+	if r.body != "" {
+		if err := json.Unmarshal([]byte(r.body), &a.body); err != nil {
+			t.Fatalf("answer is not JSON: %v: %s", err, r.body)
 		}
 	}
 	return a
