@@ -370,7 +370,7 @@ func startBenchGateway(ctx context.Context, stderr io.Writer) (g *gateway, stop 
 		}
 		cfg.kafka.Spool.Dir = tmp
 	}
-	tp, err := telemetry.TracerProvider(ctx, version)
+	tp, err := tracerProvider(ctx, version)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, nil, err

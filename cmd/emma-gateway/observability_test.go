@@ -185,7 +185,7 @@ func TestSpansReachAnOTLPHTTPEndpoint(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.URL)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
-	tp, err := telemetry.TracerProvider(context.Background(), "test")
+	tp, err := tracerProvider(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestTracerProviderConfigErrors(t *testing.T) {
 		for k, v := range env {
 			t.Setenv(k, v)
 		}
-		if _, err := telemetry.TracerProvider(context.Background(), "test"); err == nil {
+		if _, err := tracerProvider(context.Background(), "test"); err == nil {
 			t.Errorf("%v: no error", env)
 		}
 	}

@@ -140,7 +140,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	// Spans are always made, so that every Kafka message carries a
 	// traceparent; exporting them is configured by OTEL_* variables.
-	tp, err := telemetry.TracerProvider(ctx, version)
+	tp, err := tracerProvider(ctx, version)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}

@@ -1,6 +1,7 @@
-// Package telemetry holds what every component receives to log and trace:
-// one logger, one tracer provider, one propagator. It is the only telemetry
-// plumbing receiver/ and sinks/ share; exporters are set up in cmd/.
+// Package telemetry holds what every component receives to log, trace and
+// count: one logger, one tracer provider, one propagator, the Prometheus
+// metrics. It is the only telemetry plumbing receiver/ and sinks/ share;
+// exporters are set up in cmd/ (tracing.go), so neither links them.
 package telemetry
 
 import (

@@ -1,4 +1,4 @@
-package telemetry
+package main
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 )
 
-// DefaultServiceName is the service.name when OTEL_SERVICE_NAME and
+// defaultServiceName is the service.name when OTEL_SERVICE_NAME and
 // OTEL_RESOURCE_ATTRIBUTES name none.
-const DefaultServiceName = "emma-gateway"
+const defaultServiceName = "emma-gateway"
 
-// TracerProvider builds the tracer provider from the standard OTEL_*
+// tracerProvider builds the tracer provider from the standard OTEL_*
 // environment variables of the process:
 //
 //   - OTEL_TRACES_EXPORTER: otlp, console or none. Unset, it is otlp when an
@@ -35,13 +35,13 @@ const DefaultServiceName = "emma-gateway"
 // Spans are made even without an exporter, so that every Kafka message
 // carries a valid traceparent; they are then dropped at once. Shut the
 // provider down to flush what is queued.
-func TracerProvider(ctx context.Context, version string) (*sdktrace.TracerProvider, error) {
+func tracerProvider(ctx context.Context, version string) (*sdktrace.TracerProvider, error) {
 	res, err := resource.Merge(
-		resource.NewSchemaless(semconv.ServiceName(DefaultServiceName), semconv.ServiceVersion(version)),
+		resource.NewSchemaless(semconv.ServiceName(defaultServiceName), semconv.ServiceVersion(version)),
 		resource.Environment(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
 	)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
+		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	exp, err := spanExporter(ctx, os.Getenv)
@@ -78,7 +78,7 @@ func spanExporter(ctx context.Context, getenv func(string) string) (sdktrace.Spa
 		case "grpc":
 			return otlptracegrpc.New(ctx)
 		}
-		return nil, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL %q: want http/protobuf or grpc", proto)
+		return nil, fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_PROTOCOL %q: want http/protobuf or grpc", proto)
 	}
-	return nil, errors.New("telemetry: OTEL_TRACES_EXPORTER " + fmt.Sprintf("%q", kind) + ": want otlp, console or none")
+	return nil, errors.New("tracing: OTEL_TRACES_EXPORTER " + fmt.Sprintf("%q", kind) + ": want otlp, console or none")
 }
