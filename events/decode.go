@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	_ "time/tzdata" // Emma's zone must load on machines without zoneinfo
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
@@ -62,10 +65,19 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// DecoderConfig configures a [Decoder].
+// EmmaTimezone is the IANA zone of Emma's clock. Emma writes its "@D:"
+// dates without a zone, in US Central local time (SPEC section 2: captured
+// callbacks match their receivers' logs read as Central time, not as UTC;
+// Emma is based in Nashville). It is the zone of a zero [DecoderConfig] and
+// the default of the gateway's --timezone.
+const EmmaTimezone = "America/Chicago"
+
+// DecoderConfig configures a [Decoder]. Its zero value reads Emma's
+// callbacks as Emma writes them.
 type DecoderConfig struct {
-	// Location is where zone-less times (Emma's "@D:" dates) are placed.
-	// Default: UTC.
+	// Location is where zone-less times (Emma's "@D:" dates) are placed, by
+	// the daylight-saving rule of [PlaceWallClock]. Default (nil): Emma's
+	// own zone, [EmmaTimezone].
 	Location *time.Location
 }
 
@@ -77,7 +89,9 @@ type Decoder struct {
 	validate *validator.Validate
 }
 
-// NewDecoder returns a Decoder.
+// NewDecoder returns a Decoder. This package links the time zone database
+// (time/tzdata), so Emma's zone loads on any machine; NewDecoder panics if
+// it does not, which would be a broken build, not bad input.
 func NewDecoder(cfg DecoderConfig) *Decoder {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
@@ -89,7 +103,10 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 	})
 	loc := cfg.Location
 	if loc == nil {
-		loc = time.UTC
+		var err error
+		if loc, err = time.LoadLocation(EmmaTimezone); err != nil {
+			panic("events: time/tzdata is linked, yet " + EmmaTimezone + " does not load: " + err.Error())
+		}
 	}
 	return &Decoder{loc: loc, validate: v}
 }
@@ -116,15 +133,21 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	if !utf8.Valid(payload) {
 		return nil, &MalformedError{"not valid UTF-8"}
 	}
+	// Python writes a byte-order mark when a file or stream is opened as
+	// "utf-8-sig"; it says nothing JSON needs.
+	payload = bytes.TrimPrefix(payload, utf8BOM)
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil, &MalformedError{"empty"}
+	}
 	if err := checkLimits(payload); err != nil {
 		return nil, err
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &top); err != nil {
-		return nil, &MalformedError{"not a JSON object: " + jsonReason(err)}
+		return nil, &MalformedError{notAnObject(err)}
 	}
 	if top == nil {
-		return nil, &MalformedError{"not a JSON object: null"}
+		return nil, &MalformedError{"JSON null, not an object"}
 	}
 	var name string
 	rawName, ok := top["event_name"]
@@ -200,8 +223,81 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	if b.Timestamp != nil {
 		*b.Timestamp = b.Timestamp.in(d.loc)
 	}
+	// SPEC section 2: every documented payload has data.account_id; when one
+	// does not, the account its resource_url names stands in. When both are
+	// there and disagree, data.account_id is kept: it is the documented
+	// field, the one token bindings and routes were written against, and the
+	// resource_url stays in the value verbatim, so the disagreement is not
+	// hidden ([Event.ResourceAccountID] tells it; the receiver logs it).
+	if raw, sent := data["account_id"]; !sent || string(raw) == "null" {
+		if id, ok := accountOfResourceURL(ev.ResourceURL); ok {
+			b.AccountID = id
+		}
+	}
 	ev.typeErrs = errs
 	return ev, nil
+}
+
+// utf8BOM is the UTF-8 encoding of U+FEFF, the byte-order mark.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// notAnObject says what JSON that is not an object is, from the error of
+// decoding it into a map (encoding/json checks the syntax of the whole input
+// first, so a type error means the input is valid JSON).
+func notAnObject(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		switch te.Value {
+		case "array", "string", "number":
+			return "a JSON " + te.Value + ", not an object"
+		case "bool":
+			return "a JSON boolean, not an object"
+		}
+	}
+	return "not JSON: " + jsonReason(err)
+}
+
+// emmaAPIHost is the host of Emma's API, whose resource URLs start with the
+// account: https://api.e2ma.net/{account_id}/...
+const emmaAPIHost = "api.e2ma.net"
+
+// accountOfResourceURL returns the account id a resource_url of Emma's API
+// names. Other hosts name no account: the id of a URL Emma did not write
+// means nothing.
+func accountOfResourceURL(u string) (ID, bool) {
+	rest, ok := strings.CutPrefix(u, "https://")
+	if !ok {
+		if rest, ok = strings.CutPrefix(u, "http://"); !ok {
+			return 0, false
+		}
+	}
+	host, path, ok := strings.Cut(rest, "/")
+	if !ok || !strings.EqualFold(host, emmaAPIHost) {
+		return 0, false
+	}
+	seg, _, _ := strings.Cut(path, "/")
+	seg, _, _ = strings.Cut(seg, "?")
+	if seg == "" || len(seg) > 19 {
+		return 0, false
+	}
+	for _, c := range []byte(seg) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(seg, 10, 64)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return ID(n), true
+}
+
+// ResourceAccountID returns the account that the event's resource_url names
+// (https://api.e2ma.net/{account_id}/...), if it names one. It differs from
+// [Event.AccountID] only when Emma's data.account_id and resource_url
+// disagree: then AccountID is data's.
+func (e *Event) ResourceAccountID() (ID, bool) {
+	return accountOfResourceURL(e.ResourceURL)
 }
 
 // Validate checks a parsed event: the types of its fields and the rules of

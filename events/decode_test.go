@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -36,8 +37,9 @@ func TestDecodeRealMemberAddCallback(t *testing.T) {
 	if p.AccountID != 1743199 || p.MemberID != 1160010079 || p.SignupFormID != nil || !reflect.DeepEqual(p.GroupIDs, []ID{3065183}) {
 		t.Fatalf("payload = %+v", p)
 	}
-	if got := p.Timestamp.UTC().Format(time.RFC3339); got != "2017-12-21T11:01:11Z" {
-		t.Fatalf("timestamp = %s", got)
+	// Emma's clock: 11:01:11 in Chicago in December is CST, UTC-6.
+	if got := p.Timestamp.UTC().Format(time.RFC3339); got != "2017-12-21T17:01:11Z" || ev.EmmaTimestamp() != "@D:2017-12-21T11:01:11" {
+		t.Fatalf("timestamp = %s, emma_timestamp = %q", got, ev.EmmaTimestamp())
 	}
 	if ev.ResourceURL != "https://api.e2ma.net/1743199/members/1160010079" || ev.Extra != nil {
 		t.Fatalf("resource_url = %q, extra = %v", ev.ResourceURL, ev.Extra)
@@ -60,18 +62,19 @@ func TestDecodeNormalizedJSON(t *testing.T) {
 		t.Fatalf("normalized value is not JSON: %v\n%s", err, b)
 	}
 	want := map[string]any{
-		"event_name":   "message_click",
-		"event_id":     ev.ID,
-		"account_id":   json.Number("6000000001"),
-		"member_id":    json.Number("6160010079"),
-		"mailing_id":   json.Number("5012345678"),
-		"subject":      "Hi",
-		"link_id":      json.Number("7"),
-		"timestamp":    "2026-11-20T10:02:03Z",
-		"received_at":  "2026-11-26T12:00:00Z",
-		"delivery":     "POST",
-		"resource_url": "https://api.e2ma.net/6000000001/mailings/5012345678",
-		"extra":        map[string]any{"link_url": "https://e.x/a", "x_top": json.Number("1")},
+		"event_name":     "message_click",
+		"event_id":       ev.ID,
+		"account_id":     json.Number("6000000001"),
+		"member_id":      json.Number("6160010079"),
+		"mailing_id":     json.Number("5012345678"),
+		"subject":        "Hi",
+		"link_id":        json.Number("7"),
+		"timestamp":      "2026-11-20T16:02:03Z",
+		"received_at":    "2026-11-26T12:00:00Z",
+		"delivery":       "POST",
+		"emma_timestamp": "@D:2026-11-20T10:02:03",
+		"resource_url":   "https://api.e2ma.net/6000000001/mailings/5012345678",
+		"extra":          map[string]any{"link_url": "https://e.x/a", "x_top": json.Number("1")},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("normalized value\n got %v\nwant %v", got, want)
@@ -246,7 +249,7 @@ func TestRejectionKeepsPayloadAndReason(t *testing.T) {
 	}
 	_, err = decode(t, "nope")
 	r = NewRejection([]byte("nope"), DeliveryPOST, "text/plain", received, nil, err)
-	if r.Reason != ReasonMalformed || r.EventName != "" || !strings.Contains(r.Detail, "not a JSON object") {
+	if r.Reason != ReasonMalformed || r.EventName != "" || !strings.Contains(r.Detail, "not JSON") {
 		t.Fatalf("rejection = %+v", r)
 	}
 }
@@ -262,6 +265,125 @@ func TestIDField(t *testing.T) {
 	for _, name := range []string{"signup_form_id", "mailing_id", "subject", "nope"} {
 		if _, ok := ev.IDField(name); ok {
 			t.Errorf("%s reported present", name)
+		}
+	}
+}
+
+// pythonMemberAdd is realMemberAdd as Python's json.dumps writes it: ", "
+// and ": " separators, keys in another order, null for the missing id.
+const pythonMemberAdd = `{"data": {"account_id": 1743199, "member_id": 1160010079, "group_ids": [3065183], "timestamp": "@D:2017-12-21T11:01:11", "signup_form_id": null}, "event_name": "member_add", "resource_url": "https://api.e2ma.net/1743199/members/1160010079"}`
+
+func TestPythonLayoutDecodesLikeTheCompactForm(t *testing.T) {
+	compact := mustDecode(t, realMemberAdd)
+	want, _ := json.Marshal(compact)
+	for name, payload := range map[string]string{
+		"json.dumps":                   pythonMemberAdd,
+		"json.dumps with indent":       "{\n  \"event_name\": \"member_add\",\n  \"resource_url\": \"https://api.e2ma.net/1743199/members/1160010079\",\n  \"data\": {\n    \"signup_form_id\": null,\n    \"account_id\": 1743199,\n    \"member_id\": 1160010079,\n    \"group_ids\": [\n      3065183\n    ],\n    \"timestamp\": \"@D:2017-12-21T11:01:11\"\n  }\n}\n",
+		"byte-order mark":              "\uFEFF" + pythonMemberAdd,
+		"byte-order mark, compact":     "\uFEFF" + realMemberAdd,
+		"escaped ASCII (ensure_ascii)": strings.Replace(pythonMemberAdd, `"member_add"`, `"member\u005fadd"`, 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev := mustDecode(t, payload)
+			got, _ := json.Marshal(ev)
+			if ev.ID != compact.ID || string(got) != string(want) {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestEventIDIgnoresHowStringsAreEscaped(t *testing.T) {
+	const open = `{"event_name":"message_open","data":{"account_id":1,"member_id":2,"mailing_id":3,"subject":%s,"timestamp":"@D:2026-11-20T10:01:02"}}`
+	same := func(a, b string) {
+		t.Helper()
+		x, y := mustDecode(t, fmt.Sprintf(open, a)), mustDecode(t, fmt.Sprintf(open, b))
+		if x.ID != y.ID {
+			t.Errorf("subject %s and %s: ids %s and %s", a, b, x.ID, y.ID)
+		}
+	}
+	same(`"Café — news"`, `"Caf\u00e9 \u2014 news"`) // Python's ensure_ascii
+	same(`"a/b"`, `"a\/b"`)
+	same(`"tab\there"`, `"tab\u0009here"`)
+	same(`"say \"hi\""`, `"say \u0022hi\u0022"`)
+	same(`"😀"`, `"\ud83d\ude00"`)
+	if x, y := mustDecode(t, fmt.Sprintf(open, `"Café"`)), mustDecode(t, fmt.Sprintf(open, `"Cafe"`)); x.ID == y.ID {
+		t.Error("different subjects share an id")
+	}
+}
+
+func TestDecoderZeroConfigReadsEmmasClock(t *testing.T) {
+	ev := mustDecode(t, `{"event_name":"message_open","data":{"account_id":1,"member_id":2,"mailing_id":3,"timestamp":"@D:2026-07-04T12:00:00"}}`)
+	if got := ev.Time().Format(time.RFC3339); got != "2026-07-04T17:00:00Z" {
+		t.Fatalf("zero DecoderConfig: %s, want 12:00 CDT", got)
+	}
+	utc := NewDecoder(DecoderConfig{Location: time.UTC})
+	ev, err := utc.Decode([]byte(`{"event_name":"message_open","data":{"account_id":1,"member_id":2,"mailing_id":3,"timestamp":"@D:2026-07-04T12:00:00"}}`), DeliveryGET, received)
+	if err != nil || ev.Time().Format(time.RFC3339) != "2026-07-04T12:00:00Z" {
+		t.Fatalf("Location UTC: %v, %v", ev, err)
+	}
+	if loc, err := time.LoadLocation(EmmaTimezone); err != nil || loc.String() != "America/Chicago" {
+		t.Fatalf("EmmaTimezone %q: %v", EmmaTimezone, err)
+	}
+}
+
+func TestAccountFromResourceURL(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		account ID
+		invalid bool
+	}{
+		{"data lacks account_id", `{"event_name":"member_add","resource_url":"https://api.e2ma.net/1743199/members/1160010079","data":{"member_id":1160010079,"timestamp":"@D:2017-12-21T11:01:11"}}`, 1743199, false},
+		{"account_id null", `{"event_name":"member_add","resource_url":"https://api.e2ma.net/1743199/members/1160010079","data":{"account_id":null,"member_id":1160010079,"timestamp":"@D:2017-12-21T11:01:11"}}`, 1743199, false},
+		{"resource_url inside data", `{"event_name":"import_finish","data":{"import_id":9,"resource_url":"https://api.e2ma.net/1743199/members/imports/9","timestamp":"@D:2017-12-21T11:01:11"}}`, 1743199, false},
+		{"undocumented event", `{"event_name":"group_create","resource_url":"https://api.e2ma.net/42/groups/5","data":{"group_id":5}}`, 42, false},
+		{"both present and disagreeing: data wins", `{"event_name":"member_add","resource_url":"https://api.e2ma.net/999/members/1160010079","data":{"account_id":1743199,"member_id":1160010079,"timestamp":"@D:2017-12-21T11:01:11"}}`, 1743199, false},
+		{"other host names no account", `{"event_name":"member_add","resource_url":"https://evil.example/1743199/members/1","data":{"member_id":1,"timestamp":"@D:2017-12-21T11:01:11"}}`, 0, true},
+		{"no number in the path", `{"event_name":"member_add","resource_url":"https://api.e2ma.net/members/1","data":{"member_id":1,"timestamp":"@D:2017-12-21T11:01:11"}}`, 0, true},
+		{"neither", `{"event_name":"member_add","data":{"member_id":1,"timestamp":"@D:2017-12-21T11:01:11"}}`, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := decode(t, tt.payload)
+			var ve *ValidationError
+			if tt.invalid {
+				if !errors.As(err, &ve) || ve.Errors[0].Field != "account_id" {
+					t.Fatalf("Decode error %v, want account_id required", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.AccountID() != tt.account {
+				t.Fatalf("account %d, want %d", ev.AccountID(), tt.account)
+			}
+		})
+	}
+	ev := mustDecode(t, tests[4].payload)
+	if id, ok := ev.ResourceAccountID(); !ok || id != 999 || ev.AccountID() != 1743199 {
+		t.Fatalf("ResourceAccountID = %d, %v; AccountID %d", id, ok, ev.AccountID())
+	}
+}
+
+func TestMalformedSaysWhatArrived(t *testing.T) {
+	tests := map[string]string{
+		`[{"event_name":"message_open"}]`: "a JSON array, not an object",
+		`"message_open"`:                  "a JSON string, not an object",
+		`42`:                              "a JSON number, not an object",
+		`true`:                            "a JSON boolean, not an object",
+		`null`:                            "JSON null, not an object",
+		"\uFEFF[1]":                       "a JSON array, not an object",
+		`event_name=message_open`:         "not JSON: invalid character 'e' looking for beginning of value (at byte 1)",
+		"\uFEFF":                          "empty",
+		" ":                               "empty",
+	}
+	for payload, want := range tests {
+		_, err := decode(t, payload)
+		var me *MalformedError
+		if !errors.As(err, &me) || me.Reason != want {
+			t.Errorf("%q: %v, want reason %q", payload, err, want)
 		}
 	}
 }

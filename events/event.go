@@ -75,9 +75,19 @@ func (e *Event) Subject() string {
 	return kind + "/" + id.String()
 }
 
+// EmmaTimestamp returns the event's timestamp exactly as Emma wrote it
+// ("@D:2017-12-21T11:01:11"), empty when Emma sent none.
+func (e *Event) EmmaTimestamp() string {
+	if ts := e.Payload.base().Timestamp; ts != nil {
+		return ts.emma
+	}
+	return ""
+}
+
 // MarshalJSON renders the normalized event of SPEC section 4: event_name,
 // event_id, the payload's fields (account_id, timestamp and the typed fields),
-// received_at, delivery, resource_url when given, and extra when not empty.
+// received_at, delivery, emma_timestamp when Emma sent a timestamp,
+// resource_url when given, and extra when not empty.
 func (e *Event) MarshalJSON() ([]byte, error) {
 	p, err := json.Marshal(e.Payload)
 	if err != nil {
@@ -95,6 +105,10 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	b.WriteString(e.ReceivedAt.UTC().Format(time.RFC3339Nano))
 	b.WriteString(`","delivery":`)
 	writeString(&b, string(e.Delivery))
+	if raw := e.EmmaTimestamp(); raw != "" {
+		b.WriteString(`,"emma_timestamp":`)
+		writeString(&b, raw)
+	}
 	if e.ResourceURL != "" {
 		b.WriteString(`,"resource_url":`)
 		writeString(&b, e.ResourceURL)
@@ -135,7 +149,15 @@ func eventID(name string, top, data map[string]json.RawMessage) string {
 		for _, k := range keys {
 			buf.Reset()
 			if json.Compact(&buf, m[k]) != nil {
+				buf.Reset()
 				buf.Write(m[k])
+			} else if bytes.IndexByte(buf.Bytes(), '\\') >= 0 {
+				// Python's json.dumps escapes every non-ASCII character
+				// ("Caf\u00e9"); another writer sends "Café". Same string,
+				// same id. Only strings with escapes pay for this.
+				unescaped := canonicalStrings(buf.Bytes())
+				buf.Reset()
+				buf.Write(unescaped)
 			}
 			h.Write([]byte(strconv.Quote(k)))
 			h.Write([]byte{':'})
@@ -154,6 +176,56 @@ func eventID(name string, top, data map[string]json.RawMessage) string {
 	write(top, "event_name", "data", "resource_url")
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:16])
+}
+
+// canonicalStrings rewrites every string of the compact JSON value v that
+// holds an escape into its one canonical form: only '"', '\\' and control
+// characters escaped, everything else as UTF-8. The rest of v is unchanged.
+func canonicalStrings(v []byte) []byte {
+	out := make([]byte, 0, len(v))
+	for i := 0; i < len(v); {
+		if v[i] != '"' {
+			out = append(out, v[i])
+			i++
+			continue
+		}
+		j, escaped := i+1, false
+		for j < len(v) && v[j] != '"' {
+			if v[j] == '\\' {
+				escaped = true
+				j++
+			}
+			j++
+		}
+		if j >= len(v) { // cannot happen in compact JSON; keep the bytes
+			return append(out, v[i:]...)
+		}
+		lit := v[i : j+1]
+		var s string
+		if !escaped || json.Unmarshal(lit, &s) != nil {
+			out = append(out, lit...)
+		} else {
+			out = appendCanonicalString(out, s)
+		}
+		i = j + 1
+	}
+	return out
+}
+
+func appendCanonicalString(out []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c < 0x20:
+			out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
 }
 
 // IDField returns the id field named name (its JSON name: "member_id",

@@ -17,13 +17,14 @@ var ErrNotNormalized = errors.New("not a normalized event")
 // payload's.
 var envelopeFields = map[string]bool{
 	"event_name": true, "event_id": true, "received_at": true,
-	"delivery": true, "resource_url": true, "extra": true,
+	"delivery": true, "emma_timestamp": true, "resource_url": true, "extra": true,
 }
 
 // UnmarshalNormalized rebuilds an [Event] from its normalized JSON (what
 // [Event.MarshalJSON] writes, the value of the gateway's Kafka messages):
 // Type and Payload of the right concrete type for the event_name (or
-// *Unrecognized), ID, ReceivedAt, Delivery, ResourceURL and Extra.
+// *Unrecognized), ID, ReceivedAt, Delivery, ResourceURL, Extra, and the
+// timestamp with Emma's own string (emma_timestamp, see [Time.Emma]).
 // Marshaling the result gives the same JSON back.
 //
 // A field the payload type does not know goes to Extra, so that a consumer
@@ -53,6 +54,8 @@ func UnmarshalNormalized(b []byte) (*Event, error) {
 	str("event_name", &ev.Name, true)
 	str("event_id", &ev.ID, true)
 	str("resource_url", &ev.ResourceURL, false)
+	var emmaTimestamp string
+	str("emma_timestamp", &emmaTimestamp, false)
 	var delivery, received string
 	str("delivery", &delivery, true)
 	str("received_at", &received, true)
@@ -99,6 +102,16 @@ func UnmarshalNormalized(b []byte) (*Event, error) {
 		if _, dup := ev.Extra[key]; !dup {
 			ev.Extra[key] = raw
 		}
+	}
+	if ts := ev.Payload.base().Timestamp; ts != nil {
+		// Not the RFC 3339 string the value's timestamp was read from.
+		ts.emma = emmaTimestamp
+	} else if emmaTimestamp != "" {
+		// The gateway writes none without a timestamp; kept, not lost.
+		if ev.Extra == nil {
+			ev.Extra = map[string]json.RawMessage{}
+		}
+		ev.Extra["emma_timestamp"] = top["emma_timestamp"]
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrNotNormalized, errors.Join(errs...))

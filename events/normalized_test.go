@@ -44,7 +44,7 @@ func TestUnmarshalNormalizedRoundTrips(t *testing.T) {
 				if reflect.TypeOf(got.Payload) != reflect.TypeOf(ev.Payload) || got.Type.Name != ev.Type.Name || got.Recognized() != ev.Recognized() {
 					t.Fatalf("payload %T type %q, want %T %q", got.Payload, got.Type.Name, ev.Payload, ev.Type.Name)
 				}
-				if got.Name != ev.Name || got.ID != ev.ID || !got.ReceivedAt.Equal(ev.ReceivedAt) || got.Delivery != delivery || got.ResourceURL != ev.ResourceURL || len(got.Extra) != len(ev.Extra) {
+				if got.Name != ev.Name || got.ID != ev.ID || !got.ReceivedAt.Equal(ev.ReceivedAt) || got.Delivery != delivery || got.ResourceURL != ev.ResourceURL || len(got.Extra) != len(ev.Extra) || got.EmmaTimestamp() != ev.EmmaTimestamp() {
 					t.Fatalf("envelope %+v, want %+v", got, ev)
 				}
 				if got.Key() != ev.Key() || got.Subject() != ev.Subject() || !got.Time().Equal(ev.Time()) {
@@ -115,6 +115,7 @@ func TestUnmarshalNormalizedRejects(t *testing.T) {
 		{"bad delivery", `{"event_name":"mailing_finish",` + strings.Replace(ok, `"POST"`, `"PUT"`, 1) + `}`, "delivery"},
 		{"no event_id", `{"event_name":"mailing_finish",` + strings.Replace(ok, `"event_id":"0123456789abcdef0123456789abcdef",`, ``, 1) + `}`, "no event_id"},
 		{"extra not an object", `{"event_name":"mailing_finish",` + ok + `,"extra":[1]}`, "extra"},
+		{"emma_timestamp not a string", `{"event_name":"mailing_finish",` + ok + `,"emma_timestamp":1}`, "emma_timestamp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := UnmarshalNormalized([]byte(tc.value))

@@ -12,12 +12,21 @@ import (
 // Emma writes most dates as "@D:2017-12-21T11:01:11" (no zone); some fields
 // use RFC 3339 or a plain ISO 8601 date-time. Time accepts all of them, with
 // optional fractional seconds, and a bare date. A time written without a zone
-// is "floating": the [Decoder] places it in its configured location (UTC by
-// default). Time always encodes as RFC 3339 in UTC.
+// is "floating": the [Decoder] places it in its configured location, Emma's
+// own zone ([EmmaTimezone]) by default, by the rule of [PlaceWallClock] for
+// the hours daylight saving repeats or skips. Time always encodes as RFC 3339
+// in UTC; the string Emma sent is kept too ([Time.Emma]).
 type Time struct {
 	time.Time
 	floating bool
+	emma     string // the string as Emma sent it
 }
+
+// Emma returns the time exactly as Emma wrote it ("@D:2017-12-21T11:01:11"),
+// empty for a Time that was not decoded from Emma's JSON. The normalized
+// value carries it as emma_timestamp, so that a consumer can read the time
+// again if the gateway's zone was ever wrong.
+func (t Time) Emma() string { return t.emma }
 
 // emmaPrefix marks Emma's own date notation.
 const emmaPrefix = "@D:"
@@ -33,7 +42,8 @@ var floatingLayouts = []string{
 var errBadTime = errors.New(`must be a timestamp: "@D:YYYY-MM-DDTHH:MM:SS", RFC 3339 or ISO 8601`)
 
 // ParseTime parses any of the forms Time accepts. Zone-less values are
-// returned in loc (UTC when loc is nil).
+// placed in loc by [PlaceWallClock] (read as UTC when loc is nil; a
+// [Decoder]'s default is Emma's zone instead).
 func ParseTime(s string, loc *time.Location) (Time, error) {
 	t, err := parseTime(s)
 	if err != nil {
@@ -42,7 +52,13 @@ func ParseTime(s string, loc *time.Location) (Time, error) {
 	return t.in(loc), nil
 }
 
-func parseTime(s string) (Time, error) {
+func parseTime(raw string) (Time, error) {
+	t, err := parseTimeValue(raw)
+	t.emma = raw
+	return t, err
+}
+
+func parseTimeValue(s string) (Time, error) {
 	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), emmaPrefix))
 	if s == "" || len(s) > 64 {
 		return Time{}, errBadTime
@@ -85,9 +101,69 @@ func (t Time) in(loc *time.Location) Time {
 	if !t.floating || loc == nil || loc == time.UTC {
 		return t
 	}
-	y, mo, d := t.Date()
-	h, mi, sec := t.Clock()
-	return Time{Time: time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), loc).UTC(), floating: true}
+	t.Time = PlaceWallClock(t.Time, loc).UTC()
+	return t
+}
+
+// transitionReach bounds how far from a zone transition a wall-clock time
+// can be ambiguous or skipped: more than any difference of two UTC offsets.
+const transitionReach = 48 * time.Hour
+
+// PlaceWallClock returns the instant at which clocks in loc show the date
+// and wall-clock time of wall (its zone is ignored: only its reading counts).
+//
+// Around a daylight-saving transition a reading may happen twice (the
+// autumn hour that is repeated) or never (the spring hour that is skipped).
+// Both get the same rule: the reading is taken with the UTC offset in force
+// just before the transition. So in America/Chicago
+//
+//   - 2026-11-01 01:30, which happens at -05:00 (CDT) and again at -06:00
+//     (CST), is its first occurrence, 01:30 CDT = 06:30 UTC;
+//   - 2026-03-08 02:30, which never happens (clocks go from 02:00 CST to
+//     03:00 CDT), is read as CST, 08:30 UTC = 03:30 CDT: shifted forward by
+//     the length of the gap.
+//
+// This is Python's fold=0, which Emma's software (Python) writes, and
+// java.time's ZonedDateTime.of. time.Date alone does not do it: it
+// documents that it picks one of the two offsets without saying which, and
+// in practice reads Chicago's skipped 02:30 as 01:30 CST and Berlin's
+// repeated 02:30 as its second occurrence.
+func PlaceWallClock(wall time.Time, loc *time.Location) time.Time {
+	y, mo, d := wall.Date()
+	h, mi, s := wall.Clock()
+	t := time.Date(y, mo, d, h, mi, s, wall.Nanosecond(), loc)
+	start, end := t.ZoneBounds()
+	if start.IsZero() && end.IsZero() {
+		return t // a zone without transitions
+	}
+	w := time.Date(y, mo, d, h, mi, s, wall.Nanosecond(), time.UTC)
+	_, off := t.Zone()
+	if !start.IsZero() && t.Sub(start) < transitionReach {
+		_, before := start.Add(-time.Nanosecond).Zone()
+		if r, ok := straddles(w, start, before, off); ok {
+			return r.In(loc)
+		}
+	}
+	if !end.IsZero() && end.Sub(t) < transitionReach {
+		_, after := end.Zone()
+		if r, ok := straddles(w, end, off, after); ok {
+			return r.In(loc)
+		}
+	}
+	return t
+}
+
+// straddles reports whether the wall-clock reading w (as UTC), read with the
+// offset before the transition at at and with the one after it, lands on
+// different sides of it: then w is ambiguous (both readings are real) or
+// skipped (neither is), and the reading with the offset before is returned.
+func straddles(w, at time.Time, before, after int) (time.Time, bool) {
+	rb := w.Add(-time.Duration(before) * time.Second)
+	ra := w.Add(-time.Duration(after) * time.Second)
+	if rb.Before(at) == ra.Before(at) {
+		return time.Time{}, false
+	}
+	return rb, true
 }
 
 // UnmarshalJSON implements json.Unmarshaler. JSON null leaves t unchanged.

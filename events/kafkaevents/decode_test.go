@@ -63,6 +63,10 @@ func TestDecodeGivesTheTypedEvent(t *testing.T) {
 			if ev.ResourceURL != "https://api.e2ma.net/1743199/members/1160010079" || ev.Delivery != events.DeliveryPOST {
 				t.Fatalf("event %+v", ev)
 			}
+			// Emma's own string travels beside the UTC timestamp.
+			if ev.EmmaTimestamp() != "@D:2017-12-21T11:01:11" || p.Timestamp.Emma() != ev.EmmaTimestamp() {
+				t.Fatalf("emma_timestamp %q", ev.EmmaTimestamp())
+			}
 		}},
 		{"member_status_update", &events.MemberStatusUpdate{}, func(t *testing.T, ev *events.Event) {
 			p := ev.Payload.(*events.MemberStatusUpdate)

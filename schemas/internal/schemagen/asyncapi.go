@@ -35,7 +35,7 @@ func AsyncAPI() ([]byte, error) {
 	channels["webhook"] = obj{
 		"address":     "/webhooks/emma",
 		"title":       "Emma webhook endpoint",
-		"description": "Emma calls it for every registered webhook event: POST with the JSON envelope as body (or a form field payload), or GET with the url-encoded envelope in the payload query parameter. Also served at /webhooks/emma/{token}; the token may instead be a token query parameter or the HTTP Basic password.",
+		"description": "Emma calls it for every registered webhook event: POST with the JSON envelope as body (or a form field payload), or GET with the url-encoded envelope in the payload query parameter. The JSON may be laid out as Python's json.dumps writes it and preceded by a UTF-8 byte-order mark; its \"@D:\" dates are US Central local time. Also served at /webhooks/emma/{token}; the token may instead be a token query parameter or the HTTP Basic password.",
 		"servers":     []any{ref("#/servers/http")},
 		"messages":    obj{"callback": ref("#/components/messages/callback")},
 	}

@@ -100,7 +100,7 @@ var (
 // description from its name.
 var fieldDocs = map[string]string{
 	"account_id":      "The Emma account the event happened in.",
-	"timestamp":       "When the event happened, as Emma reports it, in RFC 3339 UTC (Emma's zone-less \"@D:\" dates are placed in the gateway's configured location).",
+	"timestamp":       "When the event happened, as Emma reports it, in RFC 3339 UTC. Emma's zone-less \"@D:\" dates are read in the gateway's --timezone, US Central time (America/Chicago) by default; a time in the hour daylight saving repeats is its first occurrence, one in the hour it skips is read with the offset before the change (shifted forward by the gap). emma_timestamp keeps Emma's string.",
 	"member_id":       "The member the event is about.",
 	"mailing_id":      "The mailing the event is about.",
 	"signup_form_id":  "The signup form the member used, when Emma names one.",
@@ -170,6 +170,7 @@ func envelope(file, title, desc string, eventName *Schema, payload reflect.Type,
 	}
 	add("received_at", &Schema{Type: "string", Format: "date-time", Description: "When the gateway received the callback, RFC 3339 UTC."}, true)
 	add("delivery", &Schema{Enum: []string{string(events.DeliveryPOST), string(events.DeliveryGET)}, Description: "The HTTP method Emma delivered the callback with."}, true)
+	add("emma_timestamp", &Schema{Type: "string", Description: "The timestamp exactly as Emma wrote it (\"@D:2017-12-21T11:01:11\", US Central local time), so that it can be read again if the gateway's zone was wrong; absent when Emma sent none."}, false)
 	add("resource_url", &Schema{Type: "string", Description: "Emma's resource_url, from the envelope or the data; absent when Emma sent none."}, false)
 	one := 1
 	add("extra", &Schema{Type: "object", MinProperties: &one, Description: "Every field Emma sent that the type does not know (or, for leniently decoded events, whose value had an unexpected type), verbatim; absent when there is none."}, false)
