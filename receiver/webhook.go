@@ -3,8 +3,11 @@ package receiver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -30,7 +33,18 @@ type callback struct {
 	payload     []byte
 	delivery    events.Delivery
 	contentType string
+	// source names where payload came from, for the answer: one of the
+	// source constants.
+	source string
 }
+
+// Where a callback's JSON was read from, as answers name it.
+const (
+	sourceBody       = "body"
+	sourceJSONAsForm = "body (JSON sent as application/x-www-form-urlencoded)"
+	sourceFormField  = "form field payload"
+	sourceQuery      = "payload query parameter"
+)
 
 // webhook serves GET and POST /webhooks/emma[/{token}].
 func (s *Server) webhook(c echo.Context) error {
@@ -61,6 +75,13 @@ func (s *Server) webhook(c echo.Context) error {
 		return s.reject(c, cb, ev, err)
 	}
 	span.End()
+	if rid, ok := ev.ResourceAccountID(); ok && rid != ev.AccountID() {
+		// events keeps data.account_id, the documented field; the
+		// resource_url stays in the value, and this says they disagree.
+		s.log.LogAttrs(ctx, slog.LevelWarn, "data.account_id and resource_url name different accounts; data.account_id is kept",
+			slog.String("event_id", ev.ID), slog.String("event_name", ev.Name),
+			slog.Int64("account_id", int64(ev.AccountID())), slog.Int64("resource_url_account_id", int64(rid)))
+	}
 
 	// A token bound to accounts vouches for their events only. Such an
 	// event is refused, not dead-lettered: its sender is not trusted with
@@ -118,17 +139,17 @@ func (s *Server) reject(c echo.Context, cb callback, ev *events.Event, err error
 		return p
 	}
 	var me *events.MalformedError
-	detail := "not an Emma callback"
+	detail := "the " + cb.source + " is not an Emma callback"
 	if errors.As(err, &me) {
-		detail = "not an Emma callback: " + me.Reason
+		detail += ": " + me.Reason
 	}
 	return problem(http.StatusBadRequest, outcomeMalformed, detail)
 }
 
 // read extracts the callback's JSON from the request (SPEC section 3):
 // GET: the payload query parameter; POST: the body whatever its
-// Content-Type, the payload form field of a form body, or the payload query
-// parameter when the body is empty.
+// Content-Type, the payload form field of a form body (see formPayload), or
+// the payload query parameter when the body is empty.
 func (s *Server) read(c echo.Context) (callback, error) {
 	r := c.Request()
 	cb := callback{delivery: events.DeliveryGET, contentType: r.Header.Get(echo.HeaderContentType)}
@@ -138,19 +159,14 @@ func (s *Server) read(c echo.Context) (callback, error) {
 		if err != nil {
 			return cb, err
 		}
-		cb.payload = body
+		cb.payload, cb.source = body, sourceBody
 		mt, _, _ := mime.ParseMediaType(cb.contentType)
-		if mt == echo.MIMEApplicationForm && len(bytes.TrimSpace(body)) > 0 {
-			form, ferr := url.ParseQuery(string(body))
-			if p := form.Get("payload"); ferr == nil && p != "" {
-				cb.payload = []byte(p)
-			} else if t := bytes.TrimSpace(body); t[0] != '{' {
-				// A form body without a payload field, and not JSON sent
-				// under a form content type either.
-				return cb, problem(http.StatusBadRequest, outcomeMalformed, "no payload: the form has no payload field")
+		if mt == echo.MIMEApplicationForm && !blank(body) {
+			if err := formPayload(&cb, body); err != nil {
+				return cb, err
 			}
 		}
-		if len(bytes.TrimSpace(cb.payload)) > 0 {
+		if !blank(cb.payload) {
 			return cb, nil
 		}
 	}
@@ -158,8 +174,49 @@ func (s *Server) read(c echo.Context) (callback, error) {
 	if p == "" {
 		return cb, problem(http.StatusBadRequest, outcomeMalformed, "no payload: send the JSON as the POST body or the payload query parameter")
 	}
-	cb.payload = []byte(p)
+	cb.payload, cb.source = []byte(p), sourceQuery
 	return cb, nil
+}
+
+// formPayload reads a form body. SPEC section 3 puts the JSON in its
+// payload field; but curl -d, the README's first example, sends raw JSON
+// under this content type, so a body that is JSON is read as the envelope
+// itself. A body starting with '{' is taken as JSON before any form parsing:
+// a JSON string holding "&payload=" must not pass for a form field.
+func formPayload(cb *callback, body []byte) error {
+	t := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), utf8BOM))
+	if t[0] == '{' {
+		cb.source = sourceJSONAsForm
+		return nil
+	}
+	form, ferr := url.ParseQuery(string(body))
+	if vs, ok := form["payload"]; ok {
+		if blank([]byte(vs[0])) {
+			return problem(http.StatusBadRequest, outcomeMalformed, "no payload: the form's payload field is empty")
+		}
+		cb.payload, cb.source = []byte(vs[0]), sourceFormField
+		return nil
+	}
+	if json.Valid(t) {
+		// JSON, but not an object: events says which kind.
+		cb.source = sourceJSONAsForm
+		return nil
+	}
+	if ferr != nil {
+		return problem(http.StatusBadRequest, outcomeMalformed, "the body is sent as application/x-www-form-urlencoded but is neither form data nor JSON; send the callback's JSON in the form field payload, or as the body")
+	}
+	// Field names are not echoed: a sender may have put a secret there.
+	return problem(http.StatusBadRequest, outcomeMalformed, fmt.Sprintf("no payload: the body is a form (application/x-www-form-urlencoded) with %d field(s), none named payload; send the callback's JSON in the form field payload, or as the body", len(form)))
+}
+
+// utf8BOM is the byte-order mark Python writes with the utf-8-sig codec;
+// events ignores it before the JSON.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// blank reports whether b holds nothing but white space and a byte-order
+// mark.
+func blank(b []byte) bool {
+	return len(bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(b), utf8BOM))) == 0
 }
 
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
