@@ -16,9 +16,10 @@ type Config struct {
 	// it. 0 turns deduplication off. Default 10 minutes.
 	Window time.Duration
 	// MaxEntries bounds the durable ids remembered. When it is reached, the
-	// oldest id is forgotten to make room, even within its window; at about
-	// 200 bytes an id, the default holds ~20 MiB and covers the window at a
-	// sustained 166 callbacks/s. Default 100000.
+	// oldest id is forgotten to make room, even within its window. An id
+	// costs about 130 bytes (measured: 99 of bookkeeping and its 32
+	// characters), so the default holds ~13 MiB and covers a 10-minute
+	// window at a sustained 166 callbacks/s. Default 100000.
 	MaxEntries int
 }
 
