@@ -125,9 +125,20 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// writeString writes s as a JSON string, exactly as encoding/json would.
+// The strings it gets (names, ids, methods, Emma's timestamps) are plain
+// ASCII, which needs no escape and so no json.Marshal and its allocation.
 func writeString(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s) // a string always marshals
-	b.Write(q)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 // eventID hashes what identifies a callback: its name and its content (the

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -123,5 +124,16 @@ func TestUnmarshalNormalizedRejects(t *testing.T) {
 				t.Fatalf("err = %v, want ErrNotNormalized mentioning %q", err, tc.reason)
 			}
 		})
+	}
+}
+
+func TestWriteStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "member_add", "@D:2017-12-21T11:01:11", "0123456789abcdef", `a"b`, `a\b`, "a<b>&c", "tab\t", "café", "\u2028", "\x7f", "~ !"} {
+		var b bytes.Buffer
+		writeString(&b, s)
+		want, _ := json.Marshal(s)
+		if b.String() != string(want) {
+			t.Errorf("writeString(%q) = %s, want %s", s, b.String(), want)
+		}
 	}
 }
