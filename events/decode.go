@@ -135,7 +135,7 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	}
 	// Python writes a byte-order mark when a file or stream is opened as
 	// "utf-8-sig"; it says nothing JSON needs.
-	payload = bytes.TrimPrefix(payload, utf8BOM)
+	payload = bytes.TrimPrefix(payload, []byte(utf8BOM))
 	if len(bytes.TrimSpace(payload)) == 0 {
 		return nil, &MalformedError{"empty"}
 	}
@@ -238,8 +238,8 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	return ev, nil
 }
 
-// utf8BOM is the UTF-8 encoding of U+FEFF, the byte-order mark.
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+// utf8BOM is U+FEFF, the byte-order mark (EF BB BF in UTF-8).
+const utf8BOM = "\uFEFF"
 
 // notAnObject says what JSON that is not an object is, from the error of
 // decoding it into a map (encoding/json checks the syntax of the whole input

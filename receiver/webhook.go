@@ -184,7 +184,7 @@ func (s *Server) read(c echo.Context) (callback, error) {
 // itself. A body starting with '{' is taken as JSON before any form parsing:
 // a JSON string holding "&payload=" must not pass for a form field.
 func formPayload(cb *callback, body []byte) error {
-	t := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), utf8BOM))
+	t := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte(utf8BOM)))
 	if t[0] == '{' {
 		cb.source = sourceJSONAsForm
 		return nil
@@ -209,14 +209,14 @@ func formPayload(cb *callback, body []byte) error {
 	return problem(http.StatusBadRequest, outcomeMalformed, fmt.Sprintf("no payload: the body is a form (application/x-www-form-urlencoded) with %d field(s), none named payload; send the callback's JSON in the form field payload, or as the body", len(form)))
 }
 
-// utf8BOM is the byte-order mark Python writes with the utf-8-sig codec;
-// events ignores it before the JSON.
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+// utf8BOM is the byte-order mark (U+FEFF) Python writes with the utf-8-sig
+// codec; events ignores it before the JSON.
+const utf8BOM = "\uFEFF"
 
 // blank reports whether b holds nothing but white space and a byte-order
 // mark.
 func blank(b []byte) bool {
-	return len(bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(b), utf8BOM))) == 0
+	return len(bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(b), []byte(utf8BOM)))) == 0
 }
 
 func (s *Server) readBody(r *http.Request) ([]byte, error) {
