@@ -236,7 +236,7 @@ func TestPageShowsTheRecordedCallbacksWithoutPayloadOrToken(t *testing.T) {
 		// Kafka and spool state
 		"kafka-0:9093", "ready", "12 records", "34.0 KiB of 1.0 GiB", "oldest 1m30s",
 		// the plot, server-rendered
-		`<rect class="o-accepted"`, `<path id="plot-p99" class="p99" d="M`,
+		`<rect class="o-accepted"`, `<path id="plot-p99" class="p99-line" d="M`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)

@@ -286,7 +286,7 @@ func buildPlot(s Snapshot) plot {
 		p.P99Path = strings.TrimSpace(path.String())
 		for k := 0; k <= 4; k += 2 {
 			y := r1(padT + innerH - float64(k)/4*innerH)
-			p.Labels = append(p.Labels, label{X: padL + innerW + 6, Y: y + 4, Text: duration(time.Duration(ptop * float64(k) / 4 * 1e6)), Anchor: "start", Class: "axis p99"})
+			p.Labels = append(p.Labels, label{X: padL + innerW + 6, Y: y + 4, Text: duration(time.Duration(ptop * float64(k) / 4 * 1e6)), Anchor: "start", Class: "axis p99-axis"})
 		}
 	}
 	for k, text := range []string{"−15 min", "−10 min", "−5 min", "now"} {
