@@ -43,6 +43,11 @@ func chromium() string {
 func TestConsoleInARealBrowser(t *testing.T) {
 	bin := chromium()
 	if bin == "" {
+		// CI installs Chromium and sets this, so that a failed install is
+		// a failure there, not a silent skip.
+		if os.Getenv("EMMA_GATEWAY_REQUIRE_CHROMIUM") != "" {
+			t.Fatal("EMMA_GATEWAY_REQUIRE_CHROMIUM is set but no Chromium is on PATH")
+		}
 		t.Skip("no Chromium on PATH (.ci/run installs Debian's chromium)")
 	}
 	rec := NewRecorder(RecorderConfig{Recent: 20})
