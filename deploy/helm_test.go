@@ -22,6 +22,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -446,5 +448,20 @@ func TestKustomizeAndHelmDecodeStrictly(t *testing.T) {
 	sort.Strings(keys)
 	if len(keys) != 10 {
 		t.Errorf("kustomize builds %d objects: %v", len(keys), keys)
+	}
+}
+
+// TestHelmLint runs `helm lint --strict` by Helm's library: a warning fails
+// too (only informational notes, such as the missing icon, pass).
+func TestHelmLint(t *testing.T) {
+	for _, values := range []map[string]any{nil, {"secrets": map[string]any{"adminToken": "admin-token-0123456789abcdef"}, "namespace": map[string]any{"create": true}}} {
+		l := lint.All(chartDir, values, ns, false)
+		for _, m := range l.Messages {
+			if m.Severity > support.InfoSev {
+				t.Errorf("helm lint (values %v): %v", values, m)
+			} else {
+				t.Logf("helm lint: %v", m)
+			}
+		}
 	}
 }
