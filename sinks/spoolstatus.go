@@ -11,35 +11,36 @@ import (
 )
 
 // SpoolStatus is what a spool directory holds, as [InspectSpool] reads it.
+// Its JSON form is what `spool status --json` prints.
 type SpoolStatus struct {
 	// Dir is the directory inspected.
-	Dir string
+	Dir string `json:"dir"`
 	// Segments is the number of segment files, empty ones included.
-	Segments int
+	Segments int `json:"segments"`
 	// Records is the number of intact records: events answered 200 but not
 	// yet known to be in Kafka. A record in a segment the replayer had
 	// half sent when the gateway stopped is counted (and will be sent
 	// again: at-least-once).
-	Records int64
+	Records int64 `json:"records"`
 	// Bytes is the size of the segment files on disk.
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 	// Oldest is when the oldest record was spooled; zero when empty.
-	Oldest time.Time
+	Oldest time.Time `json:"oldest,omitzero"`
 	// Corrupt counts the damaged stretches (a torn tail, a flipped byte)
 	// that a replay will skip.
-	Corrupt int
+	Corrupt int `json:"corrupt"`
 	// Topics counts the records by destination topic, by topic name.
-	Topics []SpoolTopic
+	Topics []SpoolTopic `json:"topics"`
 }
 
 // SpoolTopic is the share of one topic in a spool.
 type SpoolTopic struct {
 	// Topic is the Kafka topic the records are bound for.
-	Topic string
+	Topic string `json:"topic"`
 	// Records is how many records are bound for Topic.
-	Records int64
+	Records int64 `json:"records"`
 	// Oldest is when the oldest of them was spooled.
-	Oldest time.Time
+	Oldest time.Time `json:"oldest"`
 }
 
 // OldestAge is how long the oldest record has waited at now; zero when the

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -141,6 +143,14 @@ func TestInspectSpoolCountsRecordsBytesAgeAndTopics(t *testing.T) {
 	}
 	if after := dirState(t, dir); !maps.Equal(state, after) {
 		t.Errorf("InspectSpool changed the directory:\nbefore %v\nafter  %v", state, after)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back SpoolStatus
+	if err := json.Unmarshal(b, &back); err != nil || back.Records != st.Records || len(back.Topics) != 3 || !back.Oldest.Equal(st.Oldest) || !strings.Contains(string(b), `"records":90`) {
+		t.Errorf("JSON %s decodes to %+v (%v)", b, back, err)
 	}
 	// What the next run would replay is what was counted.
 	reopened := openTestSpool(t, dir, nil)
