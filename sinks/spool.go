@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -25,6 +26,11 @@ import (
 // ErrSpoolFull is returned (wrapped in [ErrUnavailable]) when the spool has
 // no room for an event: the caller must answer 503 rather than accept it.
 var ErrSpoolFull = errors.New("spool full")
+
+// ErrSpoolInUse is returned by [OpenSpool] and [InspectSpool] when another
+// process (or another Spool of this one) holds the spool directory: two
+// writers would interleave segments and replay each other's records.
+var ErrSpoolInUse = errors.New("spool directory in use by a running gateway")
 
 // errSpoolClosed is returned by Append after Close.
 var errSpoolClosed = errors.New("spool closed")
@@ -82,6 +88,10 @@ const (
 	maxRecord           = 64 << 20
 	segmentExt          = ".seg"
 	segmentDigit        = 20
+	// lockName is the advisory lock file of a spool directory. flock, not
+	// a PID file: the kernel drops it when the holder dies, so a crashed
+	// gateway never leaves a stale lock behind.
+	lockName = "spool.lock"
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -120,6 +130,7 @@ type Spool struct {
 	done    chan struct{}
 	closed  atomic.Bool
 	closeMu sync.RWMutex // held for reading by Append, for writing by Close
+	lock    *os.File     // flock'ed for the spool's lifetime
 
 	// owned by the writer goroutine
 	active     *os.File
@@ -163,7 +174,44 @@ func OpenSpool(cfg SpoolConfig, log *slog.Logger) (*Spool, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := lockSpool(cfg.Dir, true)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openLocked(cfg, log, lock)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// lockSpool takes the directory's advisory lock, without waiting: a spool
+// held by a running gateway is refused with [ErrSpoolInUse]. create is
+// false for readers, which must not leave a lock file in a directory they
+// only look at.
+func lockSpool(dir string, create bool) (*os.File, error) {
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockName), flags, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("spool: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("spool %s: %w", dir, ErrSpoolInUse)
+		}
+		return nil, fmt.Errorf("spool: lock: %w", err)
+	}
+	return f, nil
+}
+
+func openLocked(cfg SpoolConfig, log *slog.Logger, lock *os.File) (*Spool, error) {
 	s := &Spool{
+		lock:    lock,
 		cfg:     cfg,
 		log:     log,
 		appends: make(chan *appendReq, 1024),
@@ -205,13 +253,17 @@ func OpenSpool(cfg SpoolConfig, log *slog.Logger) (*Spool, error) {
 	return s, nil
 }
 
-func (s *Spool) path(seq uint64) string {
-	return filepath.Join(s.cfg.Dir, fmt.Sprintf("%0*d%s", segmentDigit, seq, segmentExt))
+func (s *Spool) path(seq uint64) string { return segmentPath(s.cfg.Dir, seq) }
+
+func segmentPath(dir string, seq uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%0*d%s", segmentDigit, seq, segmentExt))
 }
 
-// segments lists the segment sequence numbers on disk, oldest first.
-func (s *Spool) segments() ([]uint64, error) {
-	entries, err := os.ReadDir(s.cfg.Dir)
+func (s *Spool) segments() ([]uint64, error) { return listSegments(s.cfg.Dir) }
+
+// listSegments lists the segment sequence numbers in dir, oldest first.
+func listSegments(dir string) ([]uint64, error) {
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -418,6 +470,8 @@ func (s *Spool) Close() {
 	s.closeMu.Unlock()
 	close(s.stop)
 	<-s.done
+	// Closing the file releases the flock.
+	s.lock.Close()
 }
 
 // sealed returns the segments the replayer may read: all but the active
