@@ -37,7 +37,7 @@ func BenchmarkProduce(b *testing.B) {
 }
 
 func benchProduce(b *testing.B, path string, ntopics, pubs int) {
-	topics := topicNames(ntopics)
+	topics := producerTopics(ntopics)
 	c, p := producerCluster(b, 1, 3, topics, nil)
 	produce := func(ctx context.Context, msgs []kafka.Message) error {
 		for _, r := range p.Produce(ctx, msgs) {

@@ -48,7 +48,7 @@ func producerCluster(t testing.TB, brokers, parts int, topics []string, mutate f
 	return c, p
 }
 
-func topicNames(n int) []string {
+func producerTopics(n int) []string {
 	ts := make([]string, n)
 	for i := range ts {
 		ts[i] = fmt.Sprintf("emma.t%02d", i)
@@ -56,9 +56,9 @@ func topicNames(n int) []string {
 	return ts
 }
 
-// testMessages returns n messages spread over topics, each with a distinct
+// producerMessages returns n messages spread over topics, each with a distinct
 // key, value and header.
-func testMessages(topics []string, n int, tag string) []kafka.Message {
+func producerMessages(topics []string, n int, tag string) []kafka.Message {
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
 		msgs[i] = kafka.Message{
@@ -80,10 +80,10 @@ func murmur2Partition(key []byte, partitions int) int {
 	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: key}, ps...)
 }
 
-// readBack consumes topics from the start until want records arrived or 10 s
+// readProduced consumes topics from the start until want records arrived or 10 s
 // passed, and returns them by key (a record read twice would be a
 // duplicate: every key here is distinct).
-func readBack(t *testing.T, c *kfake.Cluster, topics []string, want int) map[string][]*kgo.Record {
+func readProduced(t *testing.T, c *kfake.Cluster, topics []string, want int) map[string][]*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -108,9 +108,9 @@ func readBack(t *testing.T, c *kfake.Cluster, topics []string, want int) map[str
 	return got
 }
 
-// checkLanded asserts that every message is in Kafka once, whole, on its
+// checkProduced asserts that every message is in Kafka once, whole, on its
 // murmur2 partition at the offset its result gave.
-func checkLanded(t *testing.T, got map[string][]*kgo.Record, msgs []kafka.Message, res []produceResult, parts int) {
+func checkProduced(t *testing.T, got map[string][]*kgo.Record, msgs []kafka.Message, res []produceResult, parts int) {
 	t.Helper()
 	for i, m := range msgs {
 		rs := got[string(m.Key)]
@@ -140,7 +140,7 @@ func checkLanded(t *testing.T, got map[string][]*kgo.Record, msgs []kafka.Messag
 	}
 }
 
-func mustSucceed(t *testing.T, res []produceResult) {
+func mustProduce(t *testing.T, res []produceResult) {
 	t.Helper()
 	for i, r := range res {
 		if r.Err != nil {
@@ -149,9 +149,9 @@ func mustSucceed(t *testing.T, res []produceResult) {
 	}
 }
 
-// countPartitions records, for every produce request kfake serves, how many
+// countProduceRequests records, for every produce request kfake serves, how many
 // topics and partitions it carried.
-func countPartitions(c *kfake.Cluster) func() (requests, maxTopics, maxPartitions int) {
+func countProduceRequests(c *kfake.Cluster) func() (requests, maxTopics, maxPartitions int) {
 	var mu sync.Mutex
 	var reqs, mt, mp int
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -175,21 +175,21 @@ func countPartitions(c *kfake.Cluster) func() (requests, maxTopics, maxPartition
 }
 
 func TestProducerSendsEveryTopicAndPartitionInOneRequest(t *testing.T) {
-	topics := topicNames(19)
+	topics := producerTopics(19)
 	c, p := producerCluster(t, 1, 3, topics, nil)
-	counts := countPartitions(c)
-	msgs := testMessages(topics, 19*20, "one")
+	counts := countProduceRequests(c)
+	msgs := producerMessages(topics, 19*20, "one")
 	res := p.Produce(context.Background(), msgs)
-	mustSucceed(t, res)
+	mustProduce(t, res)
 	reqs, mt, mp := counts()
 	if reqs != 1 || mt != 19 || mp != 57 {
 		t.Errorf("%d produce requests, the largest with %d topics and %d partitions; want 1 request of 19 topics and 57 partitions", reqs, mt, mp)
 	}
-	checkLanded(t, readBack(t, c, topics, len(msgs)), msgs, res, 3)
+	checkProduced(t, readProduced(t, c, topics, len(msgs)), msgs, res, 3)
 }
 
 func TestProducerBatchesWhatQueuesWhileARequestIsInFlight(t *testing.T) {
-	topics := topicNames(19)
+	topics := producerTopics(19)
 	c, p := producerCluster(t, 1, 3, topics, nil)
 	// Hold the first request so that the others queue behind it.
 	var first atomic.Bool
@@ -205,7 +205,7 @@ func TestProducerBatchesWhatQueuesWhileARequestIsInFlight(t *testing.T) {
 	all := make([][]kafka.Message, 64)
 	results := make([][]produceResult, 64)
 	for g := range all {
-		all[g] = testMessages(topics, 3, fmt.Sprint("g", g))
+		all[g] = producerMessages(topics, 3, fmt.Sprint("g", g))
 		wg.Go(func() { results[g] = p.Produce(context.Background(), all[g]) })
 		if g == 0 {
 			// The first call's request is in flight before the others queue.
@@ -224,13 +224,13 @@ func TestProducerBatchesWhatQueuesWhileARequestIsInFlight(t *testing.T) {
 	var msgs []kafka.Message
 	var res []produceResult
 	for g := range all {
-		mustSucceed(t, results[g])
+		mustProduce(t, results[g])
 		msgs, res = append(msgs, all[g]...), append(res, results[g]...)
 	}
 	if st := p.stats(); st.Requests != 2 || st.Records != 64*3 {
 		t.Errorf("%d requests carried %d records; want 2 requests (the held one, then everything that queued) and %d records", st.Requests, st.Records, 64*3)
 	}
-	checkLanded(t, readBack(t, c, topics, len(msgs)), msgs, res, 3)
+	checkProduced(t, readProduced(t, c, topics, len(msgs)), msgs, res, 3)
 }
 
 // waiting counts the records queued behind requests in flight.
@@ -263,8 +263,8 @@ func TestProducerPartitionsLikeTheWritersMurmur2Balancer(t *testing.T) {
 	if err := w.WriteMessages(context.Background(), wmsgs...); err != nil {
 		t.Fatal(err)
 	}
-	mustSucceed(t, p.Produce(context.Background(), pmsgs))
-	got := readBack(t, c, topics, 2*n)
+	mustProduce(t, p.Produce(context.Background(), pmsgs))
+	got := readProduced(t, c, topics, 2*n)
 	used := map[int32]bool{}
 	for _, k := range keys {
 		rs := got[string(k)]
@@ -282,46 +282,60 @@ func TestProducerPartitionsLikeTheWritersMurmur2Balancer(t *testing.T) {
 }
 
 func TestProducerFollowsLeadersThatMoveMidRun(t *testing.T) {
-	topics := topicNames(6)
+	topics := producerTopics(6)
 	c, p := producerCluster(t, 3, 3, topics, func(c *producerConfig) {
-		c.RefreshInterval = 10 * time.Millisecond
+		c.RefreshInterval = 5 * time.Millisecond
 	})
-	const rounds, callers, per = 6, 8, 10
+	const callers, calls, per = 8, 100, 4
+	// While the callers run, every partition keeps moving to another
+	// broker: requests in flight meet NOT_LEADER, and the Transport's
+	// cached metadata is wrong again and again.
+	stop := make(chan struct{})
+	var moves atomic.Int64
+	var mover sync.WaitGroup
+	mover.Go(func() {
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			topic, part := topics[i%len(topics)], int32(i%3)
+			if err := c.MoveTopicPartition(topic, part, (c.LeaderFor(topic, part)+1)%3); err != nil {
+				t.Error(err)
+				return
+			}
+			moves.Add(1)
+		}
+	})
+	var wg sync.WaitGroup
+	batches := make([][]kafka.Message, callers*calls)
+	out := make([][]produceResult, callers*calls)
+	for g := range callers {
+		wg.Go(func() {
+			for j := range calls {
+				k := g*calls + j
+				batches[k] = producerMessages(topics, per, fmt.Sprintf("g%dc%d", g, j))
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				out[k] = p.Produce(ctx, batches[k])
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	mover.Wait()
 	var msgs []kafka.Message
 	var res []produceResult
-	for round := range rounds {
-		if round > 0 {
-			// Move every partition to another broker: the Transport's cached
-			// metadata is now wrong everywhere.
-			for _, topic := range topics {
-				for part := range int32(3) {
-					if err := c.MoveTopicPartition(topic, part, (c.LeaderFor(topic, part)+1)%3); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-		var wg sync.WaitGroup
-		batch := make([][]kafka.Message, callers)
-		out := make([][]produceResult, callers)
-		for g := range callers {
-			batch[g] = testMessages(topics, per, fmt.Sprintf("r%dg%d", round, g))
-			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				out[g] = p.Produce(ctx, batch[g])
-			})
-		}
-		wg.Wait()
-		for g := range callers {
-			mustSucceed(t, out[g])
-			msgs, res = append(msgs, batch[g]...), append(res, out[g]...)
-		}
+	for k := range batches {
+		mustProduce(t, out[k])
+		msgs, res = append(msgs, batches[k]...), append(res, out[k]...)
 	}
 	if st := p.stats(); st.Refreshes == 0 {
-		t.Errorf("leaders moved %d times and the producer never refreshed its metadata", rounds-1)
+		t.Errorf("leaders moved %d times and the producer never refreshed its metadata", moves.Load())
 	}
-	checkLanded(t, readBack(t, c, topics, len(msgs)), msgs, res, 3)
+	t.Logf("%d leader moves, %+v", moves.Load(), p.stats())
+	checkProduced(t, readProduced(t, c, topics, len(msgs)), msgs, res, 3)
 }
 
 func TestProducerMapsAPartitionErrorToItsCallersOnly(t *testing.T) {
@@ -335,7 +349,7 @@ func TestProducerMapsAPartitionErrorToItsCallersOnly(t *testing.T) {
 		{"not retriable, at once", kerr.InvalidRecord, kafka.InvalidRecord, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			topics := append(topicNames(4), "emma.bad")
+			topics := append(producerTopics(4), "emma.bad")
 			c, p := producerCluster(t, 1, 3, topics, func(c *producerConfig) {
 				c.MaxAttempts, c.BackoffMin, c.BackoffMax = 3, time.Millisecond, 5*time.Millisecond
 			})
@@ -351,7 +365,7 @@ func TestProducerMapsAPartitionErrorToItsCallersOnly(t *testing.T) {
 					good = append(good, m)
 				}
 			}
-			good = append(good, testMessages(topics[:4], 40, "good")...)
+			good = append(good, producerMessages(topics[:4], 40, "good")...)
 			var wg sync.WaitGroup
 			var badRes, goodRes, mixedRes []produceResult
 			mixed := []kafka.Message{good[0], bad[0], good[1]}
@@ -364,7 +378,7 @@ func TestProducerMapsAPartitionErrorToItsCallersOnly(t *testing.T) {
 					t.Errorf("bad message %d: %v, want %v", i, r.Err, tc.want)
 				}
 			}
-			mustSucceed(t, goodRes)
+			mustProduce(t, goodRes)
 			if mixedRes[0].Err != nil || mixedRes[2].Err != nil || !errors.Is(mixedRes[1].Err, tc.want) {
 				t.Errorf("mixed call: %v, %v, %v; want nil, %v, nil", mixedRes[0].Err, mixedRes[1].Err, mixedRes[2].Err, tc.want)
 			}
@@ -374,21 +388,21 @@ func TestProducerMapsAPartitionErrorToItsCallersOnly(t *testing.T) {
 				t.Errorf("the failing partition was tried in %d requests, want %d to %d", hits, tc.attempts, 2*tc.attempts)
 			}
 			h.Remove()
-			checkLanded(t, readBack(t, c, topics, len(good)), good, nil, 3)
+			checkProduced(t, readProduced(t, c, topics, len(good)), good, nil, 3)
 		})
 	}
 }
 
 func TestProducerCallerDeadlineEndsTheWaitNotTheWrite(t *testing.T) {
-	topics := topicNames(1)
+	topics := producerTopics(1)
 	c, p := producerCluster(t, 1, 3, topics, nil)
-	mustSucceed(t, p.Produce(context.Background(), testMessages(topics, 1, "warm"))) // metadata and connections
+	mustProduce(t, p.Produce(context.Background(), producerMessages(topics, 1, "warm"))) // metadata and connections
 	release := make(chan struct{})
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.SleepControl(func() { <-release })
 		return nil, nil, false
 	})
-	msgs := testMessages(topics, 3, "late")
+	msgs := producerMessages(topics, 3, "late")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -404,7 +418,7 @@ func TestProducerCallerDeadlineEndsTheWaitNotTheWrite(t *testing.T) {
 	// The request was sent: once the broker answers, the records are there
 	// although their caller was told they failed (at-least-once).
 	close(release)
-	got := readBack(t, c, topics, 4)
+	got := readProduced(t, c, topics, 4)
 	for _, m := range msgs {
 		if len(got[string(m.Key)]) != 1 {
 			t.Errorf("key %s read %d times, want once", m.Key, len(got[string(m.Key)]))
@@ -413,7 +427,7 @@ func TestProducerCallerDeadlineEndsTheWaitNotTheWrite(t *testing.T) {
 }
 
 func TestProducerSplitsABacklogAtMaxRequestBytes(t *testing.T) {
-	topics := topicNames(3)
+	topics := producerTopics(3)
 	c, p := producerCluster(t, 1, 3, topics, func(c *producerConfig) { c.MaxRequestBytes = 4096 })
 	var biggest atomic.Int64
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -429,13 +443,13 @@ func TestProducerSplitsABacklogAtMaxRequestBytes(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	msgs := testMessages(topics, 200, "big")
+	msgs := producerMessages(topics, 200, "big")
 	for i := range msgs {
 		msgs[i].Value = append(msgs[i].Value, bytes.Repeat([]byte{'x'}, 150)...)
 	}
 	tooBig := kafka.Message{Topic: topics[0], Key: []byte("huge"), Value: make([]byte, 5000)}
 	res := p.Produce(context.Background(), append(msgs, tooBig))
-	mustSucceed(t, res[:len(msgs)])
+	mustProduce(t, res[:len(msgs)])
 	if !errors.Is(res[len(msgs)].Err, kafka.MessageSizeTooLarge) {
 		t.Errorf("a 5000-byte record under a 4096-byte limit: %v, want MESSAGE_TOO_LARGE", res[len(msgs)].Err)
 	}
@@ -445,7 +459,7 @@ func TestProducerSplitsABacklogAtMaxRequestBytes(t *testing.T) {
 	if b := biggest.Load(); b > 4096 {
 		t.Errorf("a request carried %d bytes of record batches, over the 4096 limit", b)
 	}
-	checkLanded(t, readBack(t, c, topics, len(msgs)), msgs, res[:len(msgs)], 3)
+	checkProduced(t, readProduced(t, c, topics, len(msgs)), msgs, res[:len(msgs)], 3)
 }
 
 func TestProducerRejectsABadConfig(t *testing.T) {
