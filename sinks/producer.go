@@ -119,6 +119,11 @@ var errProducerClosed = errors.New("kafka producer closed")
 // does not mention: whether it landed is unknown, so it is retried.
 var errNoPartitionResponse = errors.New("produce response without the partition")
 
+// errHeldBack is a record not sent because an earlier record of its call
+// and partition failed: it is retried with that one, so that they land in
+// order.
+var errHeldBack = errors.New("held back behind a failed record of its partition")
+
 // newProducer returns a producer for cfg, or every problem with cfg.
 func newProducer(cfg producerConfig) (*producer, error) {
 	if cfg.MaxRequestBytes == 0 {
@@ -398,8 +403,37 @@ func (p *producer) flush(q *brokerQueue) {
 			return
 		}
 		p.mu.Unlock()
-		p.send(batch)
+		if failed := p.send(batch); len(failed) > 0 {
+			p.mu.Lock()
+			p.failBehind(q, failed)
+			p.mu.Unlock()
+		}
 	}
+}
+
+// callPartition is one call's records on one partition.
+type callPartition struct {
+	call *produceAttempt
+	tp   topicPartition
+}
+
+// failBehind answers with the same error the records still queued behind
+// a failed record of the same call and partition, which happens when
+// MaxRequestBytes split them over several requests. Sent on their own they
+// could land before the failed ones are retried; failed with them, the
+// caller retries them together, in their order (and sends them alone if
+// the failed ones are not retried). p.mu is held.
+func (p *producer) failBehind(q *brokerQueue, failed map[callPartition]error) {
+	kept := q.pending[:0]
+	for _, r := range q.pending {
+		if err, ok := failed[callPartition{r.call, topicPartition{r.call.msgs[r.i].Topic, r.partition}}]; ok && !r.call.abandoned {
+			r.call.answer(r.i, produceResult{Partition: int(r.partition), Offset: -1, Err: fmt.Errorf("%w: %s/%d: %v", errHeldBack, r.call.msgs[r.i].Topic, r.partition, err)})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(q.pending[len(kept):])
+	q.pending = kept
 }
 
 // take removes from q the records of the next request: the oldest ones,
@@ -447,8 +481,9 @@ type partitionRun struct {
 	start, end int // into the sorted batch
 }
 
-// send writes batch in one produce request and answers every record.
-func (p *producer) send(batch []pendingRecord) {
+// send writes batch in one produce request and answers every record. It
+// returns the calls' partitions that failed.
+func (p *producer) send(batch []pendingRecord) map[callPartition]error {
 	// Stable: a partition's records keep the order they queued in.
 	slices.SortStableFunc(batch, func(a, b pendingRecord) int {
 		if c := cmp.Compare(a.call.msgs[a.i].Topic, b.call.msgs[b.i].Topic); c != 0 {
@@ -485,12 +520,20 @@ func (p *producer) send(batch []pendingRecord) {
 	cancel()
 	p.requests.Add(1)
 	p.records.Add(int64(len(batch)))
+	var failed map[callPartition]error
+	fail := func(rec pendingRecord, topic string, err error) {
+		if failed == nil {
+			failed = map[callPartition]error{}
+		}
+		failed[callPartition{rec.call, topicPartition{topic, rec.partition}}] = err
+	}
 	if err != nil {
 		err = fmt.Errorf("produce request: %w", err)
 		for _, rec := range batch {
 			rec.call.answer(rec.i, produceResult{Partition: int(rec.partition), Offset: -1, Err: err})
+			fail(rec, rec.call.msgs[rec.i].Topic, err)
 		}
-		return
+		return failed
 	}
 	resp := r.(*produceapi.Response)
 	answered := make([]bool, len(runs))
@@ -527,6 +570,9 @@ func (p *producer) send(batch []pendingRecord) {
 						}
 					}
 				}
+				if perr != nil {
+					fail(rec, run.topic, perr)
+				}
 				rec.call.answer(rec.i, res)
 			}
 			k++
@@ -536,10 +582,13 @@ func (p *producer) send(batch []pendingRecord) {
 		if answered[k] {
 			continue
 		}
+		err := fmt.Errorf("%w: %s/%d", errNoPartitionResponse, run.topic, run.partition)
 		for _, rec := range batch[run.start:run.end] {
-			rec.call.answer(rec.i, produceResult{Partition: int(run.partition), Offset: -1, Err: fmt.Errorf("%w: %s/%d", errNoPartitionResponse, run.topic, run.partition)})
+			rec.call.answer(rec.i, produceResult{Partition: int(run.partition), Offset: -1, Err: err})
+			fail(rec, run.topic, err)
 		}
 	}
+	return failed
 }
 
 // batchRecords reads a partition's records for the request encoder,
@@ -634,7 +683,7 @@ func retriable(err error) bool {
 	// stale metadata, the request's own timeout) says nothing about the
 	// records themselves.
 	var pe *produceapi.Error
-	return errors.As(err, &pe) || errors.Is(err, errNoPartitionResponse) || connectionError(err) ||
+	return errors.As(err, &pe) || errors.Is(err, errNoPartitionResponse) || errors.Is(err, errHeldBack) || connectionError(err) ||
 		errors.Is(err, context.DeadlineExceeded)
 }
 

@@ -473,3 +473,31 @@ func TestProducerRejectsABadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestProducerKeepsAPartitionsOrderWhenARequestOfASplitBacklogFails(t *testing.T) {
+	topics := []string{"emma.ordered"}
+	c, p := producerCluster(t, 1, 1, topics, func(c *producerConfig) {
+		c.MaxRequestBytes, c.BackoffMin, c.BackoffMax = 4096, time.Millisecond, 5*time.Millisecond
+	})
+	// The first request fails; the backlog's later requests must not land
+	// before its retry.
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "emma.ordered", Err: kerr.NotEnoughReplicas, Count: 1})
+	msgs := producerMessages(topics, 60, "ordered")
+	for i := range msgs {
+		msgs[i].Value = append(msgs[i].Value, bytes.Repeat([]byte{'x'}, 150)...)
+	}
+	res := p.Produce(context.Background(), msgs)
+	mustProduce(t, res)
+	if h.Hits() != 1 {
+		t.Fatalf("the fault answered %d requests, want 1", h.Hits())
+	}
+	if st := p.stats(); st.Requests < 4 {
+		t.Errorf("%d requests: the backlog was not split", st.Requests)
+	}
+	for i := 1; i < len(res); i++ {
+		if res[i].Offset <= res[i-1].Offset {
+			t.Errorf("message %d at offset %d, message %d at %d: out of order", i-1, res[i-1].Offset, i, res[i].Offset)
+		}
+	}
+	checkProduced(t, readProduced(t, c, topics, len(msgs)), msgs, res, 1)
+}
