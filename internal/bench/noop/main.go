@@ -1,0 +1,78 @@
+// Command noop is the floor of emma-gateway's performance comparisons: Echo
+// v4 on the gateway's webhook routes with a handler that reads the request
+// and answers a fixed 200, in its own process so that its CPU time per
+// request can be read from the outside. Without -brokers it also starts an
+// idle in-process kfake broker, so that the process holds the same parts as
+// the gateway's embedded mode; the handler never uses it. It prints its
+// listen address.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "HTTP listen address")
+	brokers := flag.String("brokers", "", "Kafka brokers (unused); empty starts an idle in-process broker")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *brokers, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "noop:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends, printing the listen address and the brokers
+// to stdout.
+func run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
+	if brokers == "" {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1),
+			kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		brokers = strings.Join(c.ListenAddrs(), ",")
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	answer := []byte(`{"status":"accepted","event_id":"","event":"","recognized":true}`)
+	h := func(c echo.Context) error {
+		_, _ = io.Copy(io.Discard, c.Request().Body)
+		return c.JSONBlob(http.StatusOK, answer)
+	}
+	for _, p := range []string{"/webhooks/emma", "/webhooks/emma/:token"} {
+		e.GET(p, h)
+		e.POST(p, h)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "listening on http://%s\nkafka brokers %s\n", ln.Addr(), brokers)
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
