@@ -45,6 +45,9 @@ type Kafka struct {
 	// the partition and offset Kafka gave it.
 	inflight sync.Map
 	writer   *kafka.Writer
+	// transport is the writer's and client's: dropping its connection pool
+	// is the only way to make kafka-go fetch fresh metadata before its TTL.
+	transport *kafka.Transport
 	// co coalesces concurrent publishes into one WriteMessages call, so
 	// that a lone message is written at once and a busy gateway sends
 	// larger, fewer produce requests (see coalescer).
@@ -128,10 +131,9 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 			}),
 		},
 	}
+	k.transport = transport
 	k.co = coalescer{
-		write: func(ctx context.Context, msgs []kafka.Message) error {
-			return k.writer.WriteMessages(ctx, msgs...)
-		},
+		write: k.writeFresh,
 		// Every attempt of the Writer, each with its backoff: the callers'
 		// own deadlines are shorter.
 		timeout: time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + k.writer.WriteBackoffMax),
@@ -424,6 +426,77 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 	return nil
 }
 
+// staleRetries bounds how many times writeFresh refreshes the metadata and
+// writes again after a leadership error.
+const staleRetries = 4
+
+// writeFresh is the Writer's WriteMessages plus what kafka-go does not do:
+// on NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION
+// it keeps its cached metadata until MetadataTTL and retries (MaxAttempts
+// times, within about 100 ms) at the same stale leader. Apache Kafka answers
+// so in the first moments of a topic just created (the controller has
+// agreed, the leader does not know yet) and after every leader change; kfake
+// never does. Here the messages that failed so are written again, a few
+// times with a short backoff, each time after dropping the transport's
+// connection pool, whose successor starts with fresh metadata.
+func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
+	err := k.writer.WriteMessages(ctx, msgs...)
+	errs := make([]error, len(msgs))
+	for i := range errs {
+		errs[i] = err
+	}
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+		copy(errs, werrs)
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 0; attempt < staleRetries && ctx.Err() == nil; attempt++ {
+		var retry []int
+		for i, e := range errs {
+			if staleMetadata(e) {
+				retry = append(retry, i)
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		k.transport.CloseIdleConnections()
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff *= 2
+		again := make([]kafka.Message, len(retry))
+		for j, i := range retry {
+			again[j] = msgs[i]
+		}
+		err := k.writer.WriteMessages(ctx, again...)
+		var werrs kafka.WriteErrors
+		perMessage := errors.As(err, &werrs) && len(werrs) == len(again)
+		for j, i := range retry {
+			switch {
+			case perMessage:
+				errs[i] = werrs[j]
+			default:
+				errs[i] = err
+			}
+		}
+	}
+	for _, e := range errs {
+		if e != nil {
+			return kafka.WriteErrors(errs)
+		}
+	}
+	return nil
+}
+
+// staleMetadata reports whether err says the client wrote to a broker that
+// does not lead the partition (yet), which fresh metadata cures.
+func staleMetadata(err error) bool {
+	return errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
+		errors.Is(err, kafka.UnknownTopicOrPartition)
+}
+
 // produce writes msgs, coalesced with the other publishes waiting, and
 // returns each message's error (nil for those Kafka acknowledged).
 func (k *Kafka) produce(ctx context.Context, msgs []kafka.Message) []error {
@@ -504,7 +577,7 @@ func (k *Kafka) replayOnce(ctx context.Context, pos map[uint64]int) error {
 			wctx, cancel := context.WithTimeout(ctx, k.cfg.WriteTimeout)
 			err := k.ensureRouteTopics(wctx, batch)
 			if err == nil {
-				err = k.writer.WriteMessages(wctx, batch...)
+				err = k.writeFresh(wctx, batch)
 			}
 			cancel()
 			if err != nil {
