@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,9 @@ type Kafka struct {
 	// the partition and offset Kafka gave it.
 	inflight sync.Map
 	writer   *kafka.Writer
+	// transport is the writer's and client's: dropping its connection pool
+	// is the only way to make kafka-go fetch fresh metadata before its TTL.
+	transport *kafka.Transport
 	// co coalesces concurrent publishes into one WriteMessages call, so
 	// that a lone message is written at once and a busy gateway sends
 	// larger, fewer produce requests (see coalescer).
@@ -70,17 +74,9 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		return nil, err
 	}
 	set = set.WithDefaults()
-	tlsCfg, err := cfg.TLS.config()
+	transport, _, err := cfg.Connection()
 	if err != nil {
 		return nil, err
-	}
-	mech, _ := cfg.SASL.mechanism() // checked by Validate
-	transport := &kafka.Transport{
-		Dial:        (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext,
-		ClientID:    cfg.ClientID,
-		TLS:         tlsCfg,
-		SASL:        mech,
-		MetadataTTL: cfg.MetadataTTL,
 	}
 	addr := kafka.TCP(cfg.Brokers...)
 	var k *Kafka
@@ -128,10 +124,9 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 			}),
 		},
 	}
+	k.transport = transport
 	k.co = coalescer{
-		write: func(ctx context.Context, msgs []kafka.Message) error {
-			return k.writer.WriteMessages(ctx, msgs...)
-		},
+		write: k.writeFresh,
 		// Every attempt of the Writer, each with its backoff: the callers'
 		// own deadlines are shorter.
 		timeout: time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + k.writer.WriteBackoffMax),
@@ -204,6 +199,16 @@ func (k *Kafka) Start(ctx context.Context) error {
 }
 
 func (k *Kafka) ensureTopics(ctx context.Context) error {
+	// kafka-go answers CreateTopics with BROKER_NOT_AVAILABLE whatever kept
+	// it from the brokers (a refused connection, a TLS handshake, a wrong
+	// SASL password); its Metadata returns the real cause, which is what an
+	// operator needs in the log and in /readyz.
+	if _, err := k.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.cfg.DeadLetterTopic}}); err != nil {
+		k.mu.Lock()
+		k.topicsReady, k.topicsErr = false, err
+		k.mu.Unlock()
+		return err
+	}
 	var cfgs []kafka.TopicConfig
 	for _, t := range k.Topics() {
 		cfgs = append(cfgs, kafka.TopicConfig{Topic: t, NumPartitions: k.cfg.Partitions, ReplicationFactor: k.cfg.ReplicationFactor})
@@ -424,6 +429,85 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 	return nil
 }
 
+// staleRetries bounds how many times writeFresh refreshes the metadata and
+// writes again after a leadership error: with its backoff (50 ms doubling,
+// at most 1 s) about 2.5 s, which is how long Apache Kafka takes to fence a
+// dead leader and elect another with short session timeouts. Callers give up
+// on their own deadlines.
+const staleRetries = 6
+
+// writeFresh is the Writer's WriteMessages plus what kafka-go does not do:
+// on NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION
+// it keeps its cached metadata until MetadataTTL and retries (MaxAttempts
+// times, within about 100 ms) at the same stale leader. Apache Kafka answers
+// so in the first moments of a topic just created (the controller has
+// agreed, the leader does not know yet) and after every leader change; kfake
+// never does. Here the messages that failed so are written again, a few
+// times with a short backoff, each time after dropping the transport's
+// connection pool, whose successor starts with fresh metadata. A leader that
+// died is the same case seen from the socket (connection refused or reset):
+// kafka-go would keep dialling it until the TTL even after Kafka elected
+// another.
+func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
+	err := k.writer.WriteMessages(ctx, msgs...)
+	errs := make([]error, len(msgs))
+	for i := range errs {
+		errs[i] = err
+	}
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+		copy(errs, werrs)
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 0; attempt < staleRetries && ctx.Err() == nil; attempt++ {
+		var retry []int
+		for i, e := range errs {
+			if staleMetadata(e) {
+				retry = append(retry, i)
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		k.transport.CloseIdleConnections()
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, time.Second)
+		again := make([]kafka.Message, len(retry))
+		for j, i := range retry {
+			again[j] = msgs[i]
+		}
+		err := k.writer.WriteMessages(ctx, again...)
+		var werrs kafka.WriteErrors
+		perMessage := errors.As(err, &werrs) && len(werrs) == len(again)
+		for j, i := range retry {
+			switch {
+			case perMessage:
+				errs[i] = werrs[j]
+			default:
+				errs[i] = err
+			}
+		}
+	}
+	for _, e := range errs {
+		if e != nil {
+			return kafka.WriteErrors(errs)
+		}
+	}
+	return nil
+}
+
+// staleMetadata reports whether err says the client wrote to a broker that
+// does not lead the partition (yet), or to one that is gone, which fresh
+// metadata cures once Kafka has elected another leader.
+func staleMetadata(err error) bool {
+	return errors.Is(err, kafka.NotLeaderForPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
+		errors.Is(err, kafka.UnknownTopicOrPartition) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // produce writes msgs, coalesced with the other publishes waiting, and
 // returns each message's error (nil for those Kafka acknowledged).
 func (k *Kafka) produce(ctx context.Context, msgs []kafka.Message) []error {
@@ -504,7 +588,7 @@ func (k *Kafka) replayOnce(ctx context.Context, pos map[uint64]int) error {
 			wctx, cancel := context.WithTimeout(ctx, k.cfg.WriteTimeout)
 			err := k.ensureRouteTopics(wctx, batch)
 			if err == nil {
-				err = k.writer.WriteMessages(wctx, batch...)
+				err = k.writeFresh(wctx, batch)
 			}
 			cancel()
 			if err != nil {

@@ -44,6 +44,16 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&members, "members", "comma-separated member ids to print: events about one of them (default: all)")
 	fs.StringVar(&format, "format", format, "json (one object a line) or table")
 	fs.BoolVar(&fromBeginning, "from-beginning", false, "print what the topics already hold, not only what arrives")
+	k := &kcfg
+	fs.BoolVar(&k.TLS.Enabled, "kafka-tls", k.TLS.Enabled, "connect to Kafka with TLS")
+	fs.StringVar(&k.TLS.CAFile, "kafka-tls-ca-file", "", "PEM CA bundle for the brokers' certificates")
+	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert-file", "", "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&k.TLS.KeyFile, "kafka-tls-key-file", "", "client key (PEM) for mutual TLS")
+	fs.StringVar(&k.TLS.ServerName, "kafka-tls-server-name", "", "name expected in the brokers' certificates")
+	fs.BoolVar(&k.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "do not verify the brokers' certificates (never in production)")
+	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", "", "SASL user name")
+	fs.Var((*secretValue)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
 	// tail reads EMMA_GATEWAY_* like serve, so one environment serves both;
 	// only its own flags are TAIL_-specific.
 	fs.env["topics"], fs.env["events"], fs.env["from-beginning"] = envPrefix+"TAIL_TOPICS", envPrefix+"TAIL_EVENTS", envPrefix+"TAIL_FROM_BEGINNING"
@@ -80,7 +90,11 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		start = kafka.FirstOffset
 	}
 
-	partitions, err := topicPartitions(ctx, brokers, topics)
+	transport, dialer, err := kcfg.Connection()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	partitions, err := topicPartitions(ctx, brokers, topics, transport)
 	if err != nil {
 		return err
 	}
@@ -92,7 +106,7 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: tp.Topic, Partition: tp.ID, MaxWait: 200 * time.Millisecond})
+			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: tp.Topic, Partition: tp.ID, MaxWait: 200 * time.Millisecond, Dialer: dialer})
 			defer r.Close()
 			if err := r.SetOffset(start); err != nil {
 				return
@@ -157,8 +171,8 @@ func printable(m kafka.Message) tailLine {
 
 // topicPartitions lists the partitions of topics, waiting (boundedly) for
 // the topics to exist: tail is often started before the gateway.
-func topicPartitions(ctx context.Context, brokers, topics []string) ([]kafka.Partition, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+func topicPartitions(ctx context.Context, brokers, topics []string, transport *kafka.Transport) ([]kafka.Partition, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: transport}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
@@ -176,7 +190,8 @@ func topicPartitions(ctx context.Context, brokers, topics []string) ([]kafka.Par
 		if err == nil && missing == 0 {
 			return parts, nil
 		}
-		if time.Now().After(deadline) {
+		// Waiting cures a broker or topic still coming up, not credentials.
+		if time.Now().After(deadline) || errors.Is(err, kafka.SASLAuthenticationFailed) {
 			if err == nil {
 				err = fmt.Errorf("%d of the topics do not exist; is the gateway running?", missing)
 			}
