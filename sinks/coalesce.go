@@ -27,14 +27,34 @@ import (
 // never waits for a timer. Partitioning, acks, retries, leader changes and
 // the Completion callback stay the Writer's.
 //
+// With a spool, the coalescer also decides what is spooled, in the one
+// goroutine that writes, so that the order of the calls survives an
+// outage: a round's messages Kafka did not take within the spool deadline
+// are appended before the next round starts, and while the spool holds
+// records every round goes to the spool behind them. A caller that spooled
+// its own messages after the write returned (as before) raced the next
+// round, which could put a later event of the same member in Kafka ahead
+// of the spooled one.
+//
+// A round holds at most maxMessages messages and about maxBytes bytes, the
+// Writer's batch limits, so that each partition's share is one produce
+// batch that Kafka takes or refuses whole: split in two, the second batch
+// could land while the first failed and was spooled.
+//
 // There is one write in flight at a time. Its goroutine lives for a busy
 // period: it writes what is queued until nothing is, then ends; the
-// WaitGroup lets Close wait for it.
+// WaitGroup lets Shutdown wait for it.
 type coalescer struct {
 	write func(ctx context.Context, msgs []kafka.Message) error
-	// timeout bounds one shared write; callers give up sooner on their own
-	// contexts.
+	// timeout bounds one shared write without a spool; callers give up
+	// sooner on their own contexts.
 	timeout time.Duration
+	// spool, when set, takes what Kafka does not acknowledge within
+	// spoolAfter of the oldest call of a round.
+	spool      spooler
+	spoolAfter time.Duration
+	// maxMessages and maxBytes bound a round (0: unbounded).
+	maxMessages, maxBytes int
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -42,19 +62,35 @@ type coalescer struct {
 	busy  bool // a writer goroutine runs
 }
 
-// produceCall is one caller's messages and, once written, their errors.
-type produceCall struct {
-	msgs []kafka.Message
-	errs []error
-	done chan struct{} // closed when errs is set
+// spooler is the part of [Spool] the coalescer uses.
+type spooler interface {
+	Append(ctx context.Context, msgs ...kafka.Message) error
+	Pending() bool
 }
 
-// produce writes msgs, coalesced with whatever else is waiting, and returns
-// each message's error (nil for those Kafka acknowledged). When ctx ends
-// first the messages' errors are ctx's, although a write already sent may
-// still land (at-least-once, as with the Writer alone).
-func (c *coalescer) produce(ctx context.Context, msgs []kafka.Message) []error {
-	call := &produceCall{msgs: msgs, done: make(chan struct{})}
+// result is what became of one message.
+type result struct {
+	// err is nil when the message is durable, in Kafka or in the spool.
+	err error
+	// spooled says why the message is in the spool; "" when Kafka has it.
+	spooled string
+}
+
+// produceCall is one caller's messages and, once handled, their results.
+type produceCall struct {
+	msgs []kafka.Message
+	at   time.Time // queued
+	res  []result
+	done chan struct{} // closed when res is set
+}
+
+// produce makes msgs durable, coalesced with whatever else is waiting, and
+// returns each message's result. When ctx ends first the messages' errors
+// are ctx's, although a write already sent may still land, and messages a
+// round took may still be spooled (at-least-once, as with the Writer
+// alone).
+func (c *coalescer) produce(ctx context.Context, msgs []kafka.Message) []result {
+	call := &produceCall{msgs: msgs, at: time.Now(), done: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, call)
 	if !c.busy {
@@ -65,31 +101,29 @@ func (c *coalescer) produce(ctx context.Context, msgs []kafka.Message) []error {
 	c.mu.Unlock()
 	select {
 	case <-call.done:
-		return call.errs
+		return call.res
 	case <-ctx.Done():
 	}
 	c.mu.Lock()
-	// Not yet taken by a write: withdraw, so that nothing is sent for a
-	// caller that reports the messages failed.
+	// Not yet taken by a round: withdraw, so that nothing is sent or
+	// spooled for a caller that reports the messages failed.
 	if i := slices.Index(c.queue, call); i >= 0 {
 		c.queue = slices.Delete(c.queue, i, i+1)
 	}
 	c.mu.Unlock()
-	errs := make([]error, len(msgs))
-	for i := range errs {
-		errs[i] = ctx.Err()
+	res := make([]result, len(msgs))
+	for i := range res {
+		res[i].err = ctx.Err()
 	}
-	return errs
+	return res
 }
 
-// run writes what is queued, in one WriteMessages a round, until nothing
-// is.
+// run handles what is queued, one round at a time, until nothing is.
 func (c *coalescer) run() {
 	defer c.wg.Done()
 	for {
 		c.mu.Lock()
-		calls := c.queue
-		c.queue = nil
+		calls := c.take()
 		if len(calls) == 0 {
 			c.busy = false
 			c.mu.Unlock()
@@ -100,8 +134,38 @@ func (c *coalescer) run() {
 	}
 }
 
-// flush writes calls' messages in one WriteMessages and gives each call its
-// messages' errors.
+// take removes the next round's calls from the queue: at least one, then
+// as many as fit the round's bounds. c.mu is held.
+func (c *coalescer) take() []*produceCall {
+	n, size := 0, 0
+	i := 0
+	for ; i < len(c.queue); i++ {
+		cn, csize := len(c.queue[i].msgs), 0
+		for _, m := range c.queue[i].msgs {
+			csize += messageSize(m)
+		}
+		if i > 0 && (c.maxMessages > 0 && n+cn > c.maxMessages || c.maxBytes > 0 && size+csize > c.maxBytes) {
+			break
+		}
+		n, size = n+cn, size+csize
+	}
+	calls := c.queue[:i:i]
+	c.queue = slices.Clone(c.queue[i:])
+	return calls
+}
+
+// messageSize is about what a message takes in a produce batch: its bytes
+// and a record's framing.
+func messageSize(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value) + 64
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value) + 10
+	}
+	return n
+}
+
+// flush handles one round: written in one WriteMessages, or spooled, and
+// each call gets its messages' results.
 func (c *coalescer) flush(calls []*produceCall) {
 	n := 0
 	for _, call := range calls {
@@ -111,23 +175,76 @@ func (c *coalescer) flush(calls []*produceCall) {
 	for _, call := range calls {
 		all = append(all, call.msgs...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	err := c.write(ctx, all)
-	cancel()
-	var werrs kafka.WriteErrors
-	perMessage := errors.As(err, &werrs) && len(werrs) == len(all)
-	i := 0
-	for _, call := range calls {
-		call.errs = make([]error, len(call.msgs))
-		for j := range call.msgs {
+	res := make([]result, len(all))
+	switch {
+	case c.spool != nil && c.spool.Pending():
+		// Behind what the spool holds, so that the replay keeps the order.
+		c.toSpool(all, res, "spool pending", nil)
+	case c.spool != nil && !time.Now().Before(calls[0].at.Add(c.spoolAfter)):
+		// Waited out its deadline behind a slow round.
+		c.toSpool(all, res, "timeout", nil)
+	default:
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if c.spool != nil {
+			ctx, cancel = context.WithDeadline(context.Background(), calls[0].at.Add(c.spoolAfter))
+		} else {
+			ctx, cancel = context.WithTimeout(context.Background(), c.timeout)
+		}
+		err := c.write(ctx, all)
+		cancel()
+		var werrs kafka.WriteErrors
+		perMessage := errors.As(err, &werrs) && len(werrs) == len(all)
+		var failed []int
+		for i := range all {
 			switch {
 			case perMessage:
-				call.errs[j] = werrs[i]
-			case err != nil:
-				call.errs[j] = err
+				res[i].err = werrs[i]
+			default:
+				res[i].err = err
 			}
-			i++
+			if res[i].err != nil {
+				failed = append(failed, i)
+			}
 		}
+		if c.spool != nil && len(failed) > 0 {
+			// A write that timed out may still land, so a spooled copy can
+			// duplicate it: at-least-once, deduplicated by event_id.
+			spool := make([]kafka.Message, len(failed))
+			for j, i := range failed {
+				spool[j] = all[i]
+			}
+			c.toSpool(spool, res, "", failed)
+		}
+	}
+	i := 0
+	for _, call := range calls {
+		call.res = res[i : i+len(call.msgs) : i+len(call.msgs)]
+		i += len(call.msgs)
 		close(call.done)
+	}
+}
+
+// toSpool appends msgs, in order, and records their results: at, when
+// given, maps msgs to their index in res (else msgs are res's messages);
+// reason, when empty, is each message's own write error.
+func (c *coalescer) toSpool(msgs []kafka.Message, res []result, reason string, at []int) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	err := c.spool.Append(ctx, msgs...)
+	cancel()
+	for j := range msgs {
+		i := j
+		if at != nil {
+			i = at[j]
+		}
+		if err != nil {
+			res[i].err = err
+			continue
+		}
+		why := reason
+		if why == "" {
+			why = errorType(res[i].err)
+		}
+		res[i] = result{spooled: why}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -48,12 +50,12 @@ func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 	c := &coalescer{write: g.write, timeout: time.Minute}
 	ctx := context.Background()
 
-	first := make(chan []error)
+	first := make(chan []result)
 	go func() { first <- c.produce(ctx, msgs("a")) }()
 	<-g.entered // written at once, alone
 
 	var wg sync.WaitGroup
-	results := make([][]error, 3)
+	results := make([][]result, 3)
 	for i := range results {
 		wg.Add(1)
 		go func() {
@@ -72,8 +74,8 @@ func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	g.release <- nil
-	if errs := <-first; errs[0] != nil {
-		t.Fatalf("first: %v", errs)
+	if res := <-first; res[0].err != nil {
+		t.Fatalf("first: %v", res)
 	}
 	<-g.entered
 	// The second write fails one message of six: only its caller sees it.
@@ -85,12 +87,12 @@ func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 		t.Fatalf("writes %d, sizes %v", len(g.calls), g.calls)
 	}
 	failed := 0
-	for _, errs := range results {
-		for _, err := range errs {
-			if err != nil {
+	for _, res := range results {
+		for _, r := range res {
+			if r.err != nil {
 				failed++
-				if !errors.Is(err, kafka.NotLeaderForPartition) {
-					t.Errorf("error %v", err)
+				if !errors.Is(r.err, kafka.NotLeaderForPartition) {
+					t.Errorf("error %v", r.err)
 				}
 			}
 		}
@@ -110,23 +112,121 @@ func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 func TestCoalescerCallerGivesUpAndWithdraws(t *testing.T) {
 	g := newGatedWriter()
 	c := &coalescer{write: g.write, timeout: time.Minute}
-	first := make(chan []error)
+	first := make(chan []result)
 	go func() { first <- c.produce(context.Background(), msgs("a")) }()
 	<-g.entered
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	errs := c.produce(ctx, msgs("late"))
-	if !errors.Is(errs[0], context.DeadlineExceeded) {
-		t.Fatalf("gave up with %v", errs)
+	res := c.produce(ctx, msgs("late"))
+	if !errors.Is(res[0].err, context.DeadlineExceeded) {
+		t.Fatalf("gave up with %v", res)
 	}
 	boom := errors.New("broker gone")
 	g.release <- boom
-	if errs := <-first; !errors.Is(errs[0], boom) {
-		t.Fatalf("first: %v", errs)
+	if res := <-first; !errors.Is(res[0].err, boom) {
+		t.Fatalf("first: %v", res)
 	}
 	c.wg.Wait()
 	if len(g.calls) != 1 {
 		t.Fatalf("the withdrawn call was written: %v", g.calls)
 	}
+}
+
+// memSpool is a spooler in memory.
+type memSpool struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+}
+
+func (s *memSpool) Append(_ context.Context, msgs ...kafka.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, msgs...)
+	return nil
+}
+
+func (s *memSpool) Pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs) > 0
+}
+
+// TestCoalescerSpoolsAHungRoundAndWhatQueuedBehindIt: a round Kafka does
+// not acknowledge within the spool deadline is spooled when it passes, and
+// a call that queued behind it follows it into the spool, in order, without
+// being written: nothing of it can reach Kafka ahead of the spooled round.
+func TestCoalescerSpoolsAHungRoundAndWhatQueuedBehindIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var writes [][]kafka.Message
+		hung := func(ctx context.Context, msgs []kafka.Message) error {
+			writes = append(writes, msgs)
+			<-ctx.Done() // a broker that never answers
+			return ctx.Err()
+		}
+		sp := &memSpool{}
+		c := &coalescer{write: hung, timeout: time.Minute, spool: sp, spoolAfter: 2 * time.Second}
+		start := time.Now()
+		type done struct {
+			res []result
+			at  time.Duration
+		}
+		a, b := make(chan done, 1), make(chan done, 1)
+		go func() { r := c.produce(context.Background(), msgs("a")); a <- done{r, time.Since(start)} }()
+		time.Sleep(time.Second)
+		go func() { r := c.produce(context.Background(), msgs("b")); b <- done{r, time.Since(start)} }()
+		ra, rb := <-a, <-b
+		c.wg.Wait()
+
+		want := []done{{[]result{{spooled: "timeout"}}, 2 * time.Second}, {[]result{{spooled: "spool pending"}}, 2 * time.Second}}
+		if diff := cmp.Diff(want, []done{ra, rb}, cmp.AllowUnexported(done{}, result{})); diff != "" {
+			t.Errorf("results (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"a", "b"}, topics(sp.msgs)); diff != "" {
+			t.Errorf("spool order (-want +got):\n%s", diff)
+		}
+		if len(writes) != 1 {
+			t.Errorf("%d writes, want only the hung one: %v", len(writes), writes)
+		}
+	})
+}
+
+// TestCoalescerRoundsStayWithinABatch: what queues behind a write goes out
+// in rounds of at most maxMessages, so that a partition's share is one
+// produce batch that Kafka takes or refuses whole.
+func TestCoalescerRoundsStayWithinABatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGatedWriter()
+		c := &coalescer{write: g.write, timeout: time.Minute, maxMessages: 2}
+		var wg sync.WaitGroup
+		produce := func(topic string) {
+			wg.Go(func() { c.produce(context.Background(), msgs(topic)) })
+			synctest.Wait()
+		}
+		produce("a") // in flight
+		<-g.entered
+		for _, topic := range []string{"b", "c", "d"} {
+			produce(topic)
+		}
+		for range 3 {
+			g.release <- nil
+			synctest.Wait()
+		}
+		wg.Wait()
+		var got [][]string
+		for _, call := range g.calls {
+			got = append(got, topics(call))
+		}
+		if diff := cmp.Diff([][]string{{"a"}, {"b", "c"}, {"d"}}, got); diff != "" {
+			t.Errorf("rounds (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func topics(ms []kafka.Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Topic)
+	}
+	return out
 }

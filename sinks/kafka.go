@@ -31,6 +31,11 @@ import (
 // acknowledge it.
 var ErrUnavailable = errors.New("kafka unavailable")
 
+// batchBytes is the Writer's limit on a produce batch (kafka-go's
+// default). The coalescer and the replayer keep a write below it, so that
+// each partition's share of a write is one batch.
+const batchBytes = 1 << 20
+
 // Kafka publishes events to Kafka through one shared kafka-go Writer, waiting
 // for acknowledgement from all in-sync replicas before returning.
 type Kafka struct {
@@ -105,6 +110,7 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 			MaxAttempts:            cfg.MaxAttempts,
 			WriteBackoffMin:        10 * time.Millisecond,
 			WriteBackoffMax:        500 * time.Millisecond,
+			BatchBytes:             batchBytes,
 			AllowAutoTopicCreation: false,
 			Transport:              transport,
 			Completion: func(msgs []kafka.Message, err error) {
@@ -129,7 +135,9 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		write: k.writeFresh,
 		// Every attempt of the Writer, each with its backoff: the callers'
 		// own deadlines are shorter.
-		timeout: time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + k.writer.WriteBackoffMax),
+		timeout:     time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + k.writer.WriteBackoffMax),
+		maxMessages: cfg.BatchSize,
+		maxBytes:    batchBytes,
 	}
 	if !cfg.CreateTopics {
 		k.topicsReady = true
@@ -138,6 +146,7 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		if k.spool, err = OpenSpool(cfg.Spool, set.Logger); err != nil {
 			return nil, err
 		}
+		k.co.spool, k.co.spoolAfter = k.spool, cfg.Spool.After
 	}
 	if err := set.Metrics.Registry.Register(&collector{k: k}); err != nil {
 		if k.spool != nil {
@@ -365,68 +374,23 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 		}
 	}
 	start := time.Now()
-	observe := func(i int, result string) {
+	// With a spool, the coalescer spools what Kafka does not take within
+	// SpoolConfig.After, and, while the spool holds records, queues new
+	// ones behind them so that replay keeps their order.
+	var errs []error
+	for i, r := range k.co.produce(ctx, msgs) {
+		result := "kafka"
+		switch {
+		case r.err != nil:
+			result = "error"
+			errs = append(errs, k.failed(spans[i], msgs[i].Topic, r.err))
+		case r.spooled != "":
+			result = "spooled"
+			spans[i].AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", r.spooled)))
+		}
 		k.publish.WithLabelValues(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
 	}
-
-	if k.spool == nil {
-		failed := k.produce(ctx, msgs)
-		var errs []error
-		for i, err := range failed {
-			if err != nil {
-				observe(i, "error")
-				errs = append(errs, k.failed(spans[i], msgs[i].Topic, err))
-			} else {
-				observe(i, "kafka")
-			}
-		}
-		return errors.Join(errs...)
-	}
-	// With a spool: while it holds records, new ones queue behind them so
-	// that replay keeps their order. Otherwise Kafka gets SpoolConfig.After
-	// to acknowledge, and the copies it did not take are spooled. A write
-	// that timed out may still land, so a spooled copy can duplicate it:
-	// at-least-once, deduplicated by event_id.
-	var toSpool []int
-	reasons := map[int]string{}
-	if k.spool.Pending() {
-		for i := range msgs {
-			toSpool = append(toSpool, i)
-			reasons[i] = "spool pending"
-		}
-	} else {
-		wctx, cancel := context.WithTimeout(ctx, k.cfg.Spool.After)
-		failed := k.produce(wctx, msgs)
-		cancel()
-		for i, err := range failed {
-			if err == nil {
-				observe(i, "kafka")
-				continue
-			}
-			toSpool = append(toSpool, i)
-			reasons[i] = errorType(err)
-		}
-	}
-	if len(toSpool) == 0 {
-		return nil
-	}
-	spool := make([]kafka.Message, len(toSpool))
-	for j, i := range toSpool {
-		spool[j] = msgs[i]
-	}
-	if err := k.spool.Append(ctx, spool...); err != nil {
-		var errs []error
-		for _, i := range toSpool {
-			observe(i, "error")
-			errs = append(errs, k.failed(spans[i], msgs[i].Topic, err))
-		}
-		return errors.Join(errs...)
-	}
-	for _, i := range toSpool {
-		observe(i, "spooled")
-		spans[i].AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", reasons[i])))
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // staleRetries bounds how many times writeFresh refreshes the metadata and
@@ -508,12 +472,6 @@ func staleMetadata(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// produce writes msgs, coalesced with the other publishes waiting, and
-// returns each message's error (nil for those Kafka acknowledged).
-func (k *Kafka) produce(ctx context.Context, msgs []kafka.Message) []error {
-	return k.co.produce(ctx, msgs)
-}
-
 func (k *Kafka) failed(span trace.Span, topic string, err error) error {
 	span.SetStatus(codes.Error, "publish failed")
 	span.SetAttributes(attribute.String(string(semconv.ErrorTypeKey), errorType(err)))
@@ -580,7 +538,16 @@ func (k *Kafka) replayOnce(ctx context.Context, pos map[uint64]int) error {
 			k.log.Error("spool: skipped corrupted records (a torn write or a damaged disk)", "segment", filepath.Base(k.spool.path(seq)), "stretches", corrupt)
 		}
 		for i := pos[seq]; i < len(recs); {
-			end := min(i+k.cfg.Spool.ReplayBatch, len(recs))
+			// At most one Writer batch per partition, as in the coalescer:
+			// a second batch could land while the first failed, and the
+			// retry would put the first after it.
+			end, size := i, 0
+			for end < len(recs) && end-i < min(k.cfg.Spool.ReplayBatch, k.cfg.BatchSize) {
+				if size += messageSize(recs[end].msg); end > i && size > batchBytes {
+					break
+				}
+				end++
+			}
 			batch := make([]kafka.Message, 0, end-i)
 			for _, r := range recs[i:end] {
 				batch = append(batch, r.msg)

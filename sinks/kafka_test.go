@@ -7,16 +7,20 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
@@ -319,5 +323,109 @@ func TestSpoolFullMeansUnavailable(t *testing.T) {
 	}
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrSpoolFull) {
 		t.Fatalf("publishing into a full spool: %v", err)
+	}
+}
+
+// TestPublishBehindASpooledOneIsNotWrittenBeforeIt: at the onset of an
+// outage, a publish queued behind one whose write failed must not reach
+// Kafka ahead of it. Before the fix, the failed event's caller spooled it
+// while the coalescer already sent the next write, so the later event of
+// the same member landed first and the spooled one after it on replay.
+func TestPublishBehindASpooledOneIsNotWrittenBeforeIt(t *testing.T) {
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), func(c *Config) {
+		c.Spool.Dir = t.TempDir()
+		c.Spool.After = 10 * time.Second // no deadline involved: the first write fails
+		c.MaxAttempts = 1
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() bool {
+		k.co.mu.Lock()
+		defer k.co.mu.Unlock()
+		return len(k.co.queue) > 0
+	}
+	var n atomic.Int32
+	e.Cluster().ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		e.Cluster().KeepControl()
+		switch n.Add(1) {
+		case 1: // A's write: fails once B waits behind it.
+			e.Cluster().SleepControl(func() { pollUntil(t, "B to queue behind A's write", queued) })
+			return notEnoughReplicas(req.(*kmsg.ProduceRequest)), nil, true
+		case 2: // the next write waits until A is in the spool
+			e.Cluster().SleepControl(func() {
+				pollUntil(t, "A to be spooled", func() bool { return k.Spool().Stats().Appended >= 1 })
+			})
+		}
+		return nil, nil, false
+	})
+	dec := events.NewDecoder(events.DecoderConfig{})
+	event := func(mailing int) *events.Event {
+		ev, err := dec.Decode(fmt.Appendf(nil, `{"event_name":"message_open","data":{"account_id":1,"member_id":42,"mailing_id":%d,"timestamp":"@D:2026-01-01T00:00:00"}}`, mailing), events.DeliveryPOST, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	a, b := event(1), event(2)
+	errs := make(chan error, 2)
+	go func() { errs <- k.Publish(context.Background(), a) }()
+	pollUntil(t, "A's write to reach the broker", func() bool { return n.Load() >= 1 })
+	go func() { errs <- k.Publish(context.Background(), b) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("publish with a spool: %v", err)
+		}
+	}
+	pollUntil(t, "the spool to drain", func() bool { return !k.Spool().Pending() })
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.Addrs(), Topic: "emma.message_open", Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var order []string // first occurrences: a write that failed may still land twice
+	for len(order) < 2 {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading back %v: %v", order, err)
+		}
+		name := map[string]string{a.ID: "A", b.ID: "B"}[(kafkaevents.Headers{H: &m.Headers}).Get("ce_id")]
+		if !slices.Contains(order, name) {
+			order = append(order, name)
+		}
+	}
+	if diff := cmp.Diff([]string{"A", "B"}, order); diff != "" {
+		t.Fatalf("one member's events out of order in Kafka (-want +got):\n%s", diff)
+	}
+}
+
+// notEnoughReplicas answers every partition of req with NOT_ENOUGH_REPLICAS.
+func notEnoughReplicas(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = kerr.NotEnoughReplicas.Code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// pollUntil waits, a bounded time, for cond.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("timed out waiting for %s", what)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

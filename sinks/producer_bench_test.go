@@ -59,9 +59,9 @@ func benchProduce(b *testing.B, path string, ntopics, pubs int) {
 		b.Cleanup(func() { _ = w.Close() })
 		co := &coalescer{write: func(ctx context.Context, msgs []kafka.Message) error { return w.WriteMessages(ctx, msgs...) }, timeout: 30 * time.Second}
 		produce = func(ctx context.Context, msgs []kafka.Message) error {
-			for _, err := range co.produce(ctx, msgs) {
-				if err != nil {
-					return err
+			for _, r := range co.produce(ctx, msgs) {
+				if r.err != nil {
+					return r.err
 				}
 			}
 			return nil
