@@ -445,3 +445,41 @@ func TestServerStartAndShutdown(t *testing.T) {
 		t.Fatal("still serving after Shutdown")
 	}
 }
+
+// TestDeadLetterKeepsTheRequestsReceiveTime: a rejected callback's
+// received_at is the time the request came in, the one its decode saw, not
+// a later reading of the clock.
+func TestDeadLetterKeepsTheRequestsReceiveTime(t *testing.T) {
+	for _, tt := range []struct{ name, body string }{
+		{"malformed", `{"event_name":`},
+		{"invalid", `{"event_name":"message_click","data":{"account_id":1,"member_id":"12x","mailing_id":2,"link_id":3,"timestamp":"@D:2026-01-01T00:00:00"}}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &recorder{}
+			base := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+			var mu sync.Mutex
+			reads := 0
+			now := func() time.Time { // every reading is a second later
+				mu.Lock()
+				defer mu.Unlock()
+				reads++
+				return base.Add(time.Duration(reads-1) * time.Second)
+			}
+			cfg := DefaultConfig()
+			cfg.Tokens = []string{token}
+			s, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: sink, Now: now}, testSettings(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s.Handler())
+			t.Cleanup(ts.Close)
+			do(t, post(t, ts.URL+"/webhooks/emma?token="+token, "", tt.body))
+			if len(sink.dead) != 1 {
+				t.Fatalf("%d dead letters, want 1", len(sink.dead))
+			}
+			if got := sink.dead[0].ReceivedAt; !got.Equal(base) {
+				t.Fatalf("dead letter received_at %s, want the request's %s", got, base)
+			}
+		})
+	}
+}

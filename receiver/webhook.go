@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -36,6 +37,9 @@ type callback struct {
 	// source names where payload came from, for the answer: one of the
 	// source constants.
 	source string
+	// receivedAt is when the request came in: the event's received_at, and
+	// a dead letter's.
+	receivedAt time.Time
 }
 
 // Where a callback's JSON was read from, as answers name it.
@@ -61,6 +65,7 @@ func (s *Server) webhook(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	cb.receivedAt = receivedAt
 	ctx := c.Request().Context()
 
 	_, span := s.tracer.Start(ctx, "decode")
@@ -125,7 +130,7 @@ func (s *Server) publishContext(ctx context.Context) (context.Context, context.C
 // (not a callback) or 422 (an event that fails validation). When the dead
 // letter cannot be kept, the answer is 503 so that the sender may retry.
 func (s *Server) reject(c echo.Context, cb callback, ev *events.Event, err error) error {
-	r := events.NewRejection(cb.payload, cb.delivery, cb.contentType, s.deps.Now(), ev, err)
+	r := events.NewRejection(cb.payload, cb.delivery, cb.contentType, cb.receivedAt, ev, err)
 	ctx, cancel := s.publishContext(c.Request().Context())
 	defer cancel()
 	if derr := s.deps.Sink.DeadLetter(ctx, r); derr != nil {
