@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/schemas"
 	"github.com/emma-gateway/emma-gateway/schemas/internal/schemagen"
 	"github.com/emma-gateway/emma-gateway/sinks"
@@ -244,8 +245,8 @@ func TestGoldenMessagesValidate(t *testing.T) {
 	headers := compile(t, schemas.CloudEventsHeaders)
 	for name, g := range readGolden(t) {
 		t.Run(name, func(t *testing.T) {
-			if g.Headers[sinks.HeaderDataSchema] != schemas.URL(name) {
-				t.Fatalf("ce_dataschema = %q, want %q", g.Headers[sinks.HeaderDataSchema], schemas.URL(name))
+			if g.Headers[kafkaevents.HeaderDataSchema] != schemas.URL(name) {
+				t.Fatalf("ce_dataschema = %q, want %q", g.Headers[kafkaevents.HeaderDataSchema], schemas.URL(name))
 			}
 			hb, _ := json.Marshal(g.Headers)
 			if err := validate(t, headers, hb); err != nil {
@@ -316,10 +317,10 @@ func TestBrokenValuesFail(t *testing.T) {
 	// Headers: ce_dataschema is required, and must name a schema URL.
 	s := compile(t, schemas.CloudEventsHeaders)
 	for _, edit := range []func(h map[string]string){
-		func(h map[string]string) { delete(h, sinks.HeaderDataSchema) },
-		func(h map[string]string) { h[sinks.HeaderDataSchema] = "message_open" },
-		func(h map[string]string) { h[sinks.HeaderSpecVersion] = "0.3" },
-		func(h map[string]string) { h[sinks.HeaderSubject] = "member/x" },
+		func(h map[string]string) { delete(h, kafkaevents.HeaderDataSchema) },
+		func(h map[string]string) { h[kafkaevents.HeaderDataSchema] = "message_open" },
+		func(h map[string]string) { h[kafkaevents.HeaderSpecVersion] = "0.3" },
+		func(h map[string]string) { h[kafkaevents.HeaderSubject] = "member/x" },
 	} {
 		h := map[string]string{}
 		for k, v := range golden["message_open"].Headers {

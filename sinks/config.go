@@ -16,10 +16,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 )
-
-// EventPlaceholder is replaced by the event name in [Config.TopicTemplate].
-const EventPlaceholder = "{event}"
 
 // Config configures the Kafka sink. Start from [DefaultConfig].
 type Config struct {
@@ -99,9 +97,9 @@ type SASLConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		ClientID:          "emma-gateway",
-		TopicTemplate:     "emma." + EventPlaceholder,
-		UnrecognizedTopic: "emma.unrecognized",
-		DeadLetterTopic:   "emma.deadletter",
+		TopicTemplate:     kafkaevents.DefaultTopicTemplate,
+		UnrecognizedTopic: kafkaevents.DefaultUnrecognizedTopic,
+		DeadLetterTopic:   kafkaevents.DefaultDeadLetterTopic,
 		CreateTopics:      true,
 		Partitions:        3,
 		ReplicationFactor: -1,
@@ -129,7 +127,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kafka: broker %q is not host:port", b))
 		}
 	}
-	if !topicRE.MatchString(strings.ReplaceAll(c.TopicTemplate, EventPlaceholder, "x")) {
+	if !topicRE.MatchString(kafkaevents.Topic(c.TopicTemplate, "x")) {
 		errs = append(errs, fmt.Errorf("kafka: topic template %q does not make legal topic names", c.TopicTemplate))
 	}
 	for name, t := range map[string]string{"unrecognized topic": c.UnrecognizedTopic, "dead-letter topic": c.DeadLetterTopic} {
@@ -199,7 +197,7 @@ func (c Config) Topics() []string {
 
 // topic returns the topic of a recognized event.
 func (c Config) topic(event string) string {
-	return strings.ReplaceAll(c.TopicTemplate, EventPlaceholder, event)
+	return kafkaevents.Topic(c.TopicTemplate, event)
 }
 
 func (s SASLConfig) mechanism() (sasl.Mechanism, error) {

@@ -46,11 +46,7 @@ type Kafka struct {
 	publish *prometheus.HistogramVec
 	dropped *prometheus.CounterVec
 	created sync.Map // topics named by routes with {account}, created
-	// inflight maps the traceparent of a message being written to its
-	// producer span, so that the writer's completion callback can record
-	// the partition and offset Kafka gave it.
-	inflight sync.Map
-	writer   *kafka.Writer
+	writer  *kafka.Writer
 	// transport is the writer's and client's: dropping its connection pool
 	// is the only way to make kafka-go fetch fresh metadata before its TTL.
 	transport *kafka.Transport
@@ -118,8 +114,10 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 					return
 				}
 				for _, m := range msgs {
-					if span, ok := k.inflight.Load((kafkaevents.Headers{H: &m.Headers}).Get("traceparent")); ok {
-						span.(trace.Span).SetAttributes(
+					// A live publish carries its producer span; a replayed
+					// record has none (its span ended when it was spooled).
+					if span, ok := m.WriterData.(trace.Span); ok {
+						span.SetAttributes(
 							semconv.MessagingDestinationPartitionID(strconv.Itoa(m.Partition)),
 							semconv.MessagingKafkaOffset(int(m.Offset)))
 					}
@@ -368,10 +366,9 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 		// The message carries its producer span, so a consumer's span is
 		// its child, also when the message is replayed from the spool.
 		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
-		if tp := (kafkaevents.Headers{H: &msgs[i].Headers}).Get("traceparent"); tp != "" {
-			k.inflight.Store(tp, spans[i])
-			defer k.inflight.Delete(tp)
-		}
+		// The Writer hands it back to Completion, which records the
+		// partition and offset Kafka gave the message.
+		msgs[i].WriterData = spans[i]
 	}
 	start := time.Now()
 	// With a spool, the coalescer spools what Kafka does not take within

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
@@ -427,5 +428,47 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestProducerSpanGetsPartitionAndOffset: the producer span, carried by the
+// message through the coalescer to the Writer's completion, records where
+// Kafka put the message, with and without a spool.
+func TestProducerSpanGetsPartitionAndOffset(t *testing.T) {
+	for _, spool := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spool=%v", spool), func(t *testing.T) {
+			e := startEmbedded(t)
+			rec := tracetest.NewSpanRecorder()
+			cfg := DefaultConfig()
+			cfg.Brokers, cfg.ReplicationFactor, cfg.Partitions = e.Addrs(), 1, 1
+			if spool {
+				cfg.Spool.Dir = t.TempDir()
+			}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			k, err := NewKafka(cfg, telemetry.Settings{TracerProvider: tp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = k.Close(context.Background()) })
+			if err := k.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := k.Publish(context.Background(), testEvent(t)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []string
+			for _, s := range rec.Ended() {
+				attrs := map[string]string{}
+				for _, a := range s.Attributes() {
+					attrs[string(a.Key)] = a.Value.Emit()
+				}
+				got = append(got, s.Name()+" "+attrs["messaging.destination.partition.id"]+"@"+attrs["messaging.kafka.offset"])
+			}
+			if diff := cmp.Diff([]string{"send emma.message_open 0@0", "send emma.message_open 0@1"}, got); diff != "" {
+				t.Errorf("producer spans (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 )
 
 // AccountPlaceholder is replaced by the event's account id in route topics.
@@ -151,7 +152,7 @@ func (rt Route) validate(where string, needEvents bool) []error {
 		bad("no topics (or drop: true)")
 	}
 	for _, t := range rt.Topics {
-		sample := strings.NewReplacer(EventPlaceholder, "message_open", AccountPlaceholder, "1743199").Replace(t)
+		sample := strings.NewReplacer(kafkaevents.EventPlaceholder, "message_open", AccountPlaceholder, "1743199").Replace(t)
 		if !topicRE.MatchString(sample) || strings.ContainsAny(sample, "{}") {
 			bad("topic %q does not make legal topic names (placeholders: {event}, {account})", t)
 		}
@@ -195,7 +196,7 @@ func (rt Route) destinations(event string, account int64, out []Destination) []D
 	}
 	acct := strconv.FormatInt(account, 10)
 	for _, t := range rt.Topics {
-		topic := strings.NewReplacer(EventPlaceholder, event, AccountPlaceholder, acct).Replace(t)
+		topic := strings.NewReplacer(kafkaevents.EventPlaceholder, event, AccountPlaceholder, acct).Replace(t)
 		if !slices.ContainsFunc(out, func(d Destination) bool { return d.Topic == topic }) {
 			out = append(out, Destination{Topic: topic, Key: key, ContentMode: mode, PerAccount: strings.Contains(t, AccountPlaceholder)})
 		}
@@ -252,7 +253,7 @@ func (r *Routes) StaticTopics() []string {
 					continue
 				}
 				if rt.matches(name, firstOr(rt.Accounts)) {
-					ts = append(ts, strings.ReplaceAll(t, EventPlaceholder, name))
+					ts = append(ts, kafkaevents.Topic(t, name))
 				}
 			}
 		}

@@ -205,7 +205,7 @@ func TestStructuredRouteWritesACloudEventsEnvelope(t *testing.T) {
 	for _, x := range m.Headers {
 		h[x.Key] = string(x.Value)
 	}
-	if h["content-type"] != ContentTypeStructured || h["traceparent"] == "" || h[HeaderID] != "" {
+	if h["content-type"] != kafkaevents.ContentTypeStructured || h["traceparent"] == "" || h[kafkaevents.HeaderID] != "" {
 		t.Fatalf("headers %v", h)
 	}
 	got, err := kafkaevents.Decode(m)

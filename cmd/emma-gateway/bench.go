@@ -31,6 +31,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
@@ -721,7 +722,7 @@ func readIDs(ctx context.Context, brokers []string, topic string, partition int,
 		}
 		id := ""
 		for _, h := range m.Headers {
-			if h.Key == "ce_id" {
+			if h.Key == kafkaevents.HeaderID {
 				id = string(h.Value)
 			}
 		}

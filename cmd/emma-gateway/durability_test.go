@@ -19,8 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
-	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
 // openCallback is a distinct message_open callback for member n.
@@ -90,7 +90,7 @@ func waitDelivered(t *testing.T, brokers []string, topic string, accepted map[st
 		seen := map[string]bool{}
 		for _, m := range consume(t, brokers, topic) {
 			for _, h := range m.Headers {
-				if h.Key == sinks.HeaderID {
+				if h.Key == kafkaevents.HeaderID {
 					seen[string(h.Value)] = true
 				}
 			}

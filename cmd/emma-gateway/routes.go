@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -43,7 +44,7 @@ func routesCmd(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "EVENT\tACCOUNT\tTOPICS (key, mode)\n")
 	for _, t := range events.Types() {
-		dests, dropped := r.Route(t.Name, account, strings.ReplaceAll(kcfg.TopicTemplate, sinks.EventPlaceholder, t.Name))
+		dests, dropped := r.Route(t.Name, account, strings.ReplaceAll(kcfg.TopicTemplate, kafkaevents.EventPlaceholder, t.Name))
 		where := "dropped"
 		if !dropped {
 			var parts []string

@@ -159,7 +159,7 @@ func printable(m kafka.Message) tailLine {
 	case l.ev != nil:
 		l.Event = l.ev.Name
 	default:
-		l.Event = l.Headers[sinks.HeaderDeadEventName]
+		l.Event = l.Headers[kafkaevents.HeaderDeadEventName]
 	}
 	if json.Valid(m.Value) {
 		l.Value = m.Value
@@ -264,11 +264,11 @@ const tableFormat = "%-24s %-26s %-10s %-12s %-12s %-32s %s\n"
 func (l tailLine) row() string {
 	where := l.Topic + "/" + strconv.Itoa(l.Partition) + "@" + strconv.FormatInt(l.Offset, 10)
 	if l.ev == nil {
-		detail := l.Headers[sinks.HeaderDeadReason] + ": " + l.Headers[sinks.HeaderDeadDetail]
-		if l.Headers[sinks.HeaderDeadReason] == "" && l.err != nil {
+		detail := l.Headers[kafkaevents.HeaderDeadReason] + ": " + l.Headers[kafkaevents.HeaderDeadDetail]
+		if l.Headers[kafkaevents.HeaderDeadReason] == "" && l.err != nil {
 			detail = l.err.Error()
 		}
-		return fmt.Sprintf(tableFormat, l.Headers[sinks.HeaderDeadReceivedAt], orDash(l.Event), "-", "-", orDash(l.Key), where, detail)
+		return fmt.Sprintf(tableFormat, l.Headers[kafkaevents.HeaderDeadReceivedAt], orDash(l.Event), "-", "-", orDash(l.Key), where, detail)
 	}
 	member := "-"
 	if id, ok := memberOf(l.ev); ok {

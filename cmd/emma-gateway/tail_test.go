@@ -14,8 +14,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/schemas"
-	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
 // runTail runs tail with args against tg's broker until it has printed
@@ -141,7 +141,7 @@ func TestTailDecodesFiltersAndValidates(t *testing.T) {
 			if err := validates(t, headers, hb); err != nil {
 				t.Errorf("%s headers: %v", l.Topic, err)
 			}
-			if err := validates(t, schemaFor(t, l.Headers[sinks.HeaderDataSchema]), l.Value); err != nil {
+			if err := validates(t, schemaFor(t, l.Headers[kafkaevents.HeaderDataSchema]), l.Value); err != nil {
 				t.Errorf("%s value %s: %v", l.Topic, l.Value, err)
 			}
 			seen[l.Event]++

@@ -10,16 +10,6 @@ import (
 	"github.com/emma-gateway/emma-gateway/events"
 )
 
-// Header names this package reads; the same as the sinks package writes,
-// repeated here so that consumers need not import the gateway's sinks.
-const (
-	headerContentType = "content-type"
-	headerDeadReason  = "emma_reason"
-	// contentTypeStructured marks a CloudEvents structured-mode message
-	// (a routes file may ask for it): the event is the envelope's data.
-	contentTypeStructured = "application/cloudevents+json"
-)
-
 // ErrDeadLetter is matched (with errors.Is) by the error of [Decode] for a
 // message of the dead-letter topic: its value is the raw request the gateway
 // rejected, not an event. Its headers say why (emma_reason, emma_detail, ...).
@@ -35,11 +25,11 @@ var ErrDeadLetter = errors.New("a dead letter, not an event")
 // with the same message.
 func Decode(m kafka.Message) (*events.Event, error) {
 	h := Headers{&m.Headers}
-	if h.Get(headerDeadReason) != "" {
+	if h.Get(HeaderDeadReason) != "" {
 		return nil, fmt.Errorf("%s/%d@%d: %w", m.Topic, m.Partition, m.Offset, ErrDeadLetter)
 	}
 	value := m.Value
-	if h.Get(headerContentType) == contentTypeStructured {
+	if h.Get(HeaderContentType) == ContentTypeStructured {
 		var env struct {
 			Data json.RawMessage `json:"data"`
 		}

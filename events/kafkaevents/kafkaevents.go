@@ -1,7 +1,10 @@
 // Package kafkaevents is for downstream Go services that consume the
 // gateway's topics with segmentio/kafka-go: [Decode] turns a message into
 // the typed [events.Event], and [Context] or [StartProcess] continue the
-// gateway's trace from the message's headers.
+// gateway's trace from the message's headers. It also owns the wire
+// contract (contract.go): the header names, content types, CloudEvents
+// source and type prefixes and default topic names, which the gateway's
+// producer imports from here.
 //
 // It depends on kafka-go and OpenTelemetry's API only; package events stays
 // free of both.
@@ -16,10 +19,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// Propagator is the propagation the gateway writes into message headers:
-// W3C trace-context (traceparent, tracestate) and baggage.
-var Propagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 // Headers adapts a kafka-go message's headers to OpenTelemetry's
 // propagation.TextMapCarrier.
@@ -60,7 +59,7 @@ func (c Headers) Keys() []string {
 // Context returns ctx carrying the trace context of m (the gateway's
 // producer span), so that spans started from it join the callback's trace.
 func Context(ctx context.Context, m kafka.Message) context.Context {
-	return Propagator.Extract(ctx, Headers{&m.Headers})
+	return Propagator().Extract(ctx, Headers{&m.Headers})
 }
 
 // StartProcess starts a CONSUMER span "process {topic}" as a child of the

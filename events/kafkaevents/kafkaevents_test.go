@@ -18,7 +18,7 @@ func TestStartProcessIsChildOfTheProducerSpan(t *testing.T) {
 	// The producer side, as the gateway does it.
 	pctx, producer := tracer.Start(context.Background(), "send emma.message_open", trace.WithSpanKind(trace.SpanKindProducer))
 	m := kafka.Message{Topic: "emma.message_open", Partition: 2, Offset: 41, Key: []byte("6160010079")}
-	Propagator.Inject(pctx, Headers{H: &m.Headers})
+	Propagator().Inject(pctx, Headers{H: &m.Headers})
 	producer.End()
 	if (Headers{H: &m.Headers}).Get("traceparent") == "" {
 		t.Fatal("no traceparent header")

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/emma-gateway/emma-gateway/internal/propagate"
 )
 
 // Settings are a component's logger, tracer provider and propagator.
@@ -35,7 +37,7 @@ func (s Settings) WithDefaults() Settings {
 		s.TracerProvider = noop.NewTracerProvider()
 	}
 	if s.Propagator == nil {
-		s.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		s.Propagator = propagate.Propagator()
 	}
 	if s.Metrics == nil {
 		s.Metrics = NewMetrics()

@@ -17,12 +17,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/schemas"
-	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
 // Draft is the JSON Schema dialect of every generated schema.
@@ -255,14 +256,14 @@ func CloudEventsHeaders() *Schema {
 		AdditionalProperties: &Schema{Type: "string"},
 	}
 	add := s.add
-	add(sinks.HeaderSpecVersion, &Schema{Const: "1.0", Description: "CloudEvents specversion."}, true)
-	add(sinks.HeaderID, &Schema{Type: "string", Pattern: "^[0-9a-f]{32}$", Description: "The event_id of the value."}, true)
-	add(sinks.HeaderSource, &Schema{Type: "string", Format: "uri", Pattern: "^" + regexpQuote(sinks.SourceBase) + "(/[0-9]+)?$", Description: "Emma's API URL of the account: " + sinks.SourceBase + "/{account_id}."}, true)
-	add(sinks.HeaderType, &Schema{Type: "string", Pattern: "^" + regexpQuote(sinks.TypePrefix) + ".+$", Description: sinks.TypePrefix + "{event_name}."}, true)
-	add(sinks.HeaderTime, &Schema{Type: "string", Format: "date-time", Description: "When the event happened (Emma's timestamp, or received_at when Emma sent none), RFC 3339 UTC."}, true)
-	add(sinks.HeaderSubject, &Schema{Type: "string", Pattern: "^(member|mailing|import|group|account)/[0-9]+$", Description: "The entity the event is about, the same as the message key: member/{id}, mailing/{id}, import/{id}, group/{id} or account/{id}."}, false)
-	add(sinks.HeaderDataSchema, &Schema{Type: "string", Format: "uri", Pattern: "^" + regexpQuote(schemas.BaseURL) + "[a-z_]+\\.json$", Description: "The JSON Schema of the value: one of this directory's files."}, true)
-	add(sinks.HeaderContentType, &Schema{Const: "application/json", Description: "The value is the normalized event as JSON."}, true)
+	add(kafkaevents.HeaderSpecVersion, &Schema{Const: "1.0", Description: "CloudEvents specversion."}, true)
+	add(kafkaevents.HeaderID, &Schema{Type: "string", Pattern: "^[0-9a-f]{32}$", Description: "The event_id of the value."}, true)
+	add(kafkaevents.HeaderSource, &Schema{Type: "string", Format: "uri", Pattern: "^" + regexp.QuoteMeta(kafkaevents.SourceBase) + "(/[0-9]+)?$", Description: "Emma's API URL of the account: " + kafkaevents.SourceBase + "/{account_id}."}, true)
+	add(kafkaevents.HeaderType, &Schema{Type: "string", Pattern: "^" + regexp.QuoteMeta(kafkaevents.TypePrefix) + ".+$", Description: kafkaevents.TypePrefix + "{event_name}."}, true)
+	add(kafkaevents.HeaderTime, &Schema{Type: "string", Format: "date-time", Description: "When the event happened (Emma's timestamp, or received_at when Emma sent none), RFC 3339 UTC."}, true)
+	add(kafkaevents.HeaderSubject, &Schema{Type: "string", Pattern: "^(member|mailing|import|group|account)/[0-9]+$", Description: "The entity the event is about, the same as the message key: member/{id}, mailing/{id}, import/{id}, group/{id} or account/{id}."}, false)
+	add(kafkaevents.HeaderDataSchema, &Schema{Type: "string", Format: "uri", Pattern: "^" + regexp.QuoteMeta(schemas.BaseURL) + "[a-z_]+\\.json$", Description: "The JSON Schema of the value: one of this directory's files."}, true)
+	add(kafkaevents.HeaderContentType, &Schema{Const: "application/json", Description: "The value is the normalized event as JSON."}, true)
 	add("traceparent", &Schema{Type: "string", Pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", Description: "W3C trace context of the gateway's producer span; continue the trace from it."}, false)
 	add("tracestate", &Schema{Type: "string", Description: "W3C trace state, when the callback's trace had one."}, false)
 	return s
@@ -279,28 +280,17 @@ func DeadLetterHeaders() *Schema {
 		AdditionalProperties: &Schema{Type: "string"},
 	}
 	add := s.add
-	add(sinks.HeaderDeadReason, &Schema{Enum: []string{events.ReasonMalformed, events.ReasonInvalid}, Description: "malformed: not an Emma callback (400); invalid: a known event that failed validation (422)."}, true)
-	add(sinks.HeaderDeadDetail, &Schema{Type: "string", Description: "A sentence saying what was wrong."}, true)
-	add(sinks.HeaderDeadDelivery, &Schema{Enum: []string{string(events.DeliveryPOST), string(events.DeliveryGET)}, Description: "The HTTP method of the request."}, true)
-	add(sinks.HeaderDeadContentType, &Schema{Type: "string", Description: "The request's Content-Type (application/octet-stream when it had none)."}, true)
-	add(sinks.HeaderDeadReceivedAt, &Schema{Type: "string", Format: "date-time", Description: "When the gateway received the request, RFC 3339."}, true)
-	add(sinks.HeaderDeadEventName, &Schema{Type: "string", Description: "The request's event_name, when it had one."}, false)
+	add(kafkaevents.HeaderDeadReason, &Schema{Enum: []string{events.ReasonMalformed, events.ReasonInvalid}, Description: "malformed: not an Emma callback (400); invalid: a known event that failed validation (422)."}, true)
+	add(kafkaevents.HeaderDeadDetail, &Schema{Type: "string", Description: "A sentence saying what was wrong."}, true)
+	add(kafkaevents.HeaderDeadDelivery, &Schema{Enum: []string{string(events.DeliveryPOST), string(events.DeliveryGET)}, Description: "The HTTP method of the request."}, true)
+	add(kafkaevents.HeaderDeadContentType, &Schema{Type: "string", Description: "The request's Content-Type (application/octet-stream when it had none)."}, true)
+	add(kafkaevents.HeaderDeadReceivedAt, &Schema{Type: "string", Format: "date-time", Description: "When the gateway received the request, RFC 3339."}, true)
+	add(kafkaevents.HeaderDeadEventName, &Schema{Type: "string", Description: "The request's event_name, when it had one."}, false)
 	fieldErr := &Schema{Type: "object", Required: []string{"field", "rule", "message"}, Properties: Properties{
 		{"field", &Schema{Type: "string"}}, {"rule", &Schema{Type: "string"}}, {"message", &Schema{Type: "string"}},
 	}}
-	add(sinks.HeaderDeadErrors, &Schema{Type: "string", ContentMediaType: "application/json", ContentSchema: &Schema{Type: "array", Items: fieldErr}, Description: "For invalid events: the field errors of the 422 answer, as a JSON array of {field, rule, message}."}, false)
+	add(kafkaevents.HeaderDeadErrors, &Schema{Type: "string", ContentMediaType: "application/json", ContentSchema: &Schema{Type: "array", Items: fieldErr}, Description: "For invalid events: the field errors of the 422 answer, as a JSON array of {field, rule, message}."}, false)
 	return s
-}
-
-func regexpQuote(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // Generate returns every file of package schemas by name: one JSON schema
