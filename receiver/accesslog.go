@@ -34,8 +34,8 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		webhook := routeName(c) == "/webhooks/emma"
 		if webhook {
-			s.metrics.InFlight.Inc()
-			defer s.metrics.InFlight.Dec()
+			s.metrics.inFlight.Inc()
+			defer s.metrics.inFlight.Dec()
 		}
 		err := next(c)
 		if err != nil {
@@ -67,8 +67,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		if webhook {
 			outcome, _ := c.Get(ctxOutcome).(string)
-			s.metrics.Requests.WithLabelValues(eventLabel(c), deliveryLabel(c.Request().Method), outcome).Inc()
-			s.metrics.RequestDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+			s.metrics.observe(eventLabel(c), deliveryLabel(c.Request().Method), outcome, time.Since(start).Seconds())
 		}
 		return nil
 	}

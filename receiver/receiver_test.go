@@ -65,7 +65,8 @@ func newTestServer(t *testing.T, mutate func(*Config), sink Sink) *httptest.Serv
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: sink}, testSettings(t))
+	set := testSettings(t)
+	s, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: sink, Mounts: metricsMount(set)}, set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +430,7 @@ func TestServerStartAndShutdown(t *testing.T) {
 		t.Fatalf("Shutdown before Start: %v", err)
 	}
 	s, _ = New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: &recorder{}}, testSettings(t))
-	if err := s.Start(); err != nil {
+	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if a := do(t, post(t, "http://"+s.Addr().String()+"/webhooks/emma", "", openEvent)); a.status != 200 {
@@ -481,5 +482,41 @@ func TestDeadLetterKeepsTheRequestsReceiveTime(t *testing.T) {
 				t.Fatalf("dead letter received_at %s, want the request's %s", got, base)
 			}
 		})
+	}
+}
+
+// TestMountsAreTheWiringsToServe: the receiver serves no /metrics or
+// /schemas of its own; what the wiring mounts is served, exact paths and
+// those below a "*" pattern, and a mount without a path from / is refused.
+func TestMountsAreTheWiringsToServe(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tokens = []string{token}
+	plain, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: &recorder{}}, testSettings(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(plain.Handler())
+	t.Cleanup(ts.Close)
+	for _, p := range []string{"/metrics", "/schemas/"} {
+		if a := doRaw(t, get(t, ts.URL+p)); a.status != http.StatusNotFound {
+			t.Errorf("%s without a mount: %d, want 404", p, a.status)
+		}
+	}
+
+	echoPath := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.URL.Path)) })
+	mounted, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: &recorder{},
+		Mounts: []Mount{{Path: "/exact", Handler: echoPath}, {Path: "/tree/*", Handler: echoPath}}}, testSettings(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts2 := httptest.NewServer(mounted.Handler())
+	t.Cleanup(ts2.Close)
+	for _, p := range []string{"/exact", "/tree/", "/tree/a/b.json"} {
+		if a := doRaw(t, get(t, ts2.URL+p)); a.status != 200 || a.body != p {
+			t.Errorf("GET %s: %d %q", p, a.status, a.body)
+		}
+	}
+	if _, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: &recorder{}, Mounts: []Mount{{Path: "metrics", Handler: echoPath}}}, testSettings(t)); err == nil {
+		t.Error("a mount without a leading / was accepted")
 	}
 }

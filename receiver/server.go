@@ -7,16 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
-	"github.com/emma-gateway/emma-gateway/schemas"
 )
 
 // Sink makes events durable. Publish and DeadLetter return nil only once the
@@ -67,6 +66,17 @@ type Deps struct {
 	Ready ReadyFunc
 	// Now returns the current time. Default time.Now; tests fix it.
 	Now func() time.Time
+	// Mounts are GET handlers the wiring serves beside the webhook, such
+	// as /metrics and /schemas/*: the receiver links neither Prometheus'
+	// HTTP handler nor the schemas.
+	Mounts []Mount
+}
+
+// Mount is a GET handler served at Path, in Echo's syntax: a trailing "*"
+// matches every path below (e.g. "/schemas/*").
+type Mount struct {
+	Path    string
+	Handler http.Handler
 }
 
 // Server is the gateway's HTTP server.
@@ -75,7 +85,7 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	tracer  trace.Tracer
-	metrics *telemetry.Metrics
+	metrics *metrics
 	handler http.Handler
 	tokens  *tokenStore
 	certs   *certReloader // nil without TLS
@@ -105,7 +115,16 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		deps.Now = time.Now
 	}
 	set = set.WithDefaults()
+	for _, m := range deps.Mounts {
+		if !strings.HasPrefix(m.Path, "/") || m.Handler == nil {
+			return nil, fmt.Errorf("receiver: mount %q needs a path from / and a handler", m.Path)
+		}
+	}
 	toks, err := newTokenStore(cfg, set.Logger)
+	if err != nil {
+		return nil, err
+	}
+	met, err := newMetrics(set.Registerer)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +135,7 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		deps:     deps,
 		log:      set.Logger,
 		tracer:   set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/receiver"),
-		metrics:  set.Metrics,
+		metrics:  met,
 		tokens:   toks,
 		limits:   newLimits(cfg),
 		serveErr: make(chan error, 1),
@@ -134,9 +153,13 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	e.Use(s.accessLog, securityHeaders)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(set.Metrics.Registry, promhttp.HandlerOpts{})))
-	// The published contract: GET /schemas/ (index) and /schemas/{name}.json.
-	e.GET("/schemas/*", echo.WrapHandler(schemas.Handler()))
+	// What the wiring serves beside the webhook (metrics, schemas), like
+	// health and readiness unguarded by the webhook's limits.
+	known := []string{"/healthz", "/readyz"}
+	for _, m := range deps.Mounts {
+		e.GET(m.Path, echo.WrapHandler(m.Handler))
+		known = append(known, m.Path)
+	}
 	// Route middleware, not an Echo group: a group with middleware adds
 	// catch-all routes that turn a wrong method into 404 instead of 405.
 	// Only the webhook routes are guarded: health, readiness and metrics
@@ -150,7 +173,7 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		e.POST(path, s.webhook, guards...)
 	}
 	s.echo = e
-	s.handler = traced(e, set.TracerProvider, set.Propagator)
+	s.handler = traced(e, set.TracerProvider, set.Propagator, known)
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -171,7 +194,9 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start listens on the configured address and serves in the background.
-func (s *Server) Start() error {
+// It returns once listening; ctx is not kept (background work ends with
+// Shutdown, never with a caller's context).
+func (s *Server) Start(_ context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -37,5 +40,13 @@ func testSettings(t *testing.T) telemetry.Settings {
 			t.Log("server log:\n" + buf.String())
 		}
 	})
-	return telemetry.Settings{Logger: slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	return telemetry.Settings{
+		Logger:     slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer: prometheus.NewRegistry(),
+	}
+}
+
+// metricsMount serves set's registry on /metrics, as the wiring does.
+func metricsMount(set telemetry.Settings) []Mount {
+	return []Mount{{Path: "/metrics", Handler: promhttp.HandlerFor(set.Registerer.(*prometheus.Registry), promhttp.HandlerOpts{})}}
 }

@@ -8,19 +8,19 @@ import (
 	"time"
 
 	"github.com/emma-gateway/emma-gateway/events"
-	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
 // benchSink starts an embedded broker and a started Kafka sink on it,
 // configured by mutate, and returns them with a message_open event.
-func benchSink(b *testing.B, mutate func(*Config)) (*Embedded, *Kafka, *events.Event) {
+func benchSink(b *testing.B, mutate func(*Config)) (*devkafka.Broker, *Kafka, *events.Event) {
 	b.Helper()
-	e, err := StartEmbedded("127.0.0.1:0")
+	e, err := devkafka.Start("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(e.Close)
+	b.Cleanup(func() { _ = e.Shutdown(context.Background()) })
 	cfg := DefaultConfig()
 	cfg.Brokers, cfg.ReplicationFactor = e.Addrs(), 1
 	if mutate != nil {
@@ -30,7 +30,7 @@ func benchSink(b *testing.B, mutate func(*Config)) (*Embedded, *Kafka, *events.E
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = k.Close(context.Background()) })
+	b.Cleanup(func() { _ = k.Shutdown(context.Background()) })
 	if err := k.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func BenchmarkPublishKafkaFailing(b *testing.B) {
 	})
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	kafkatest.FailProduce(e.Cluster(), failing, "")
+	devkafka.FailProduce(e.Cluster(), failing, "")
 	if err := k.Publish(context.Background(), ev); err != nil { // primes the spool
 		b.Fatal(err)
 	}

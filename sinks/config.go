@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
@@ -58,6 +59,24 @@ type Config struct {
 	MetadataTTL time.Duration
 	// DialTimeout bounds a connection attempt to a broker. Default 5 s.
 	DialTimeout time.Duration
+	// WriteBackoff is the Writer's pause before a produce retry: kafka-go
+	// grows it with the square of the attempt from Min up to Max, without
+	// jitter (the Writer offers no hook for one; its retries are few and
+	// short). Default 10 ms to 500 ms.
+	WriteBackoff Backoff
+	// StartTimeout bounds how long Start waits for the brokers to create
+	// the topics before it returns and keeps trying in the background (so
+	// that a gateway starts while Kafka is still coming up). Default 5 s.
+	StartTimeout time.Duration
+	// CreateTopicsTimeout bounds one background attempt to create the
+	// topics. Default 10 s.
+	CreateTopicsTimeout time.Duration
+	// CreateTopicsBackoff is the pause between those attempts, doubled
+	// from Min up to Max, with jitter. Default 1 s to 30 s.
+	CreateTopicsBackoff Backoff
+	// HealthTimeout bounds the metadata request of [Kafka.Health] and
+	// [Kafka.Ready]. Default 2 s.
+	HealthTimeout time.Duration
 	// TLS configures TLS to the brokers.
 	TLS TLSConfig
 	// SASL configures SASL authentication to the brokers.
@@ -96,21 +115,54 @@ type SASLConfig struct {
 // DefaultConfig returns the defaults documented on [Config]'s fields.
 func DefaultConfig() Config {
 	return Config{
-		ClientID:          "emma-gateway",
-		TopicTemplate:     kafkaevents.DefaultTopicTemplate,
-		UnrecognizedTopic: kafkaevents.DefaultUnrecognizedTopic,
-		DeadLetterTopic:   kafkaevents.DefaultDeadLetterTopic,
-		CreateTopics:      true,
-		Partitions:        3,
-		ReplicationFactor: -1,
-		BatchTimeout:      time.Microsecond,
-		BatchSize:         100,
-		WriteTimeout:      10 * time.Second,
-		MaxAttempts:       3,
-		MetadataTTL:       5 * time.Second,
-		DialTimeout:       5 * time.Second,
-		Spool:             DefaultSpoolConfig(),
+		ClientID:            "emma-gateway",
+		TopicTemplate:       kafkaevents.DefaultTopicTemplate,
+		UnrecognizedTopic:   kafkaevents.DefaultUnrecognizedTopic,
+		DeadLetterTopic:     kafkaevents.DefaultDeadLetterTopic,
+		CreateTopics:        true,
+		Partitions:          3,
+		ReplicationFactor:   -1,
+		BatchTimeout:        time.Microsecond,
+		BatchSize:           100,
+		WriteTimeout:        10 * time.Second,
+		MaxAttempts:         3,
+		MetadataTTL:         5 * time.Second,
+		DialTimeout:         5 * time.Second,
+		WriteBackoff:        Backoff{Min: 10 * time.Millisecond, Max: 500 * time.Millisecond},
+		StartTimeout:        5 * time.Second,
+		CreateTopicsTimeout: 10 * time.Second,
+		CreateTopicsBackoff: Backoff{Min: time.Second, Max: 30 * time.Second},
+		HealthTimeout:       2 * time.Second,
+		Spool:               DefaultSpoolConfig(),
 	}
+}
+
+// Backoff is a retry loop's pause: Min after the first failure, doubled
+// after each further one up to Max.
+type Backoff struct {
+	Min, Max time.Duration
+}
+
+// validate reports a backoff that is not 0 < Min <= Max.
+func (b Backoff) validate(name string) error {
+	if b.Min <= 0 || b.Max < b.Min {
+		return fmt.Errorf("%s backoff must have 0 < min <= max, not %s..%s", name, b.Min, b.Max)
+	}
+	return nil
+}
+
+// next returns the pause after d: doubled, at most Max.
+func (b Backoff) next(d time.Duration) time.Duration {
+	return min(max(2*d, b.Min), b.Max)
+}
+
+// jitter spreads a pause over [d/2, d], so that gateways that failed
+// together do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
 }
 
 // Kafka's legal topic names.
@@ -147,9 +199,15 @@ func (c Config) Validate() error {
 	if c.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("kafka: batch size must be at least 1, not %d", c.BatchSize))
 	}
-	for name, d := range map[string]time.Duration{"write timeout": c.WriteTimeout, "metadata TTL": c.MetadataTTL, "dial timeout": c.DialTimeout} {
+	for name, d := range map[string]time.Duration{"write timeout": c.WriteTimeout, "metadata TTL": c.MetadataTTL, "dial timeout": c.DialTimeout,
+		"start timeout": c.StartTimeout, "create-topics timeout": c.CreateTopicsTimeout, "health timeout": c.HealthTimeout} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("kafka: %s must be positive, not %s", name, d))
+		}
+	}
+	for name, b := range map[string]Backoff{"kafka: write": c.WriteBackoff, "kafka: create-topics": c.CreateTopicsBackoff} {
+		if err := b.validate(name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.MaxAttempts < 1 {

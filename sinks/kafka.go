@@ -57,10 +57,16 @@ type Kafka struct {
 	client *kafka.Client
 	spool  *Spool // nil without a spool directory
 
-	wg        sync.WaitGroup
-	stop      chan struct{}
-	closeOnce sync.Once
-	closeErr  error
+	// ctx is the sink's lifetime: the replayer and the topic creator run
+	// under it, and Shutdown cancels it, so that neither outlives the sink
+	// nor makes Shutdown wait longer than its own context allows.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when Shutdown's work is done
+	stopErr  error
 
 	mu          sync.Mutex
 	topicsReady bool
@@ -80,15 +86,21 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		return nil, err
 	}
 	addr := kafka.TCP(cfg.Brokers...)
-	var k *Kafka
-	k = &Kafka{
-		cfg:     cfg,
-		log:     set.Logger,
-		tracer:  set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/sinks"),
-		prop:    set.Propagator,
-		publish: set.Metrics.PublishDuration,
-		dropped: set.Metrics.Dropped,
-		stop:    make(chan struct{}),
+	k := &Kafka{
+		cfg:    cfg,
+		log:    set.Logger,
+		tracer: set.TracerProvider.Tracer("github.com/emma-gateway/emma-gateway/sinks"),
+		prop:   set.Propagator,
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "emma_gateway_publish_duration_seconds",
+			Help:    "Time to make one message durable, by topic and result (kafka, spooled, error).",
+			Buckets: telemetry.LatencyBuckets(),
+		}, []string{"topic", "result"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "emma_gateway_events_dropped_total",
+			Help: "Events dropped on purpose by a drop route, by event name.",
+		}, []string{"event"}),
+		stopped: make(chan struct{}),
 		client:  &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
 		writer: &kafka.Writer{
 			Addr: addr,
@@ -104,8 +116,8 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 			WriteTimeout:           cfg.WriteTimeout,
 			ReadTimeout:            cfg.WriteTimeout,
 			MaxAttempts:            cfg.MaxAttempts,
-			WriteBackoffMin:        10 * time.Millisecond,
-			WriteBackoffMax:        500 * time.Millisecond,
+			WriteBackoffMin:        cfg.WriteBackoff.Min,
+			WriteBackoffMax:        cfg.WriteBackoff.Max,
 			BatchBytes:             batchBytes,
 			AllowAutoTopicCreation: false,
 			Transport:              transport,
@@ -146,12 +158,19 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		}
 		k.co.spool, k.co.spoolAfter = k.spool, cfg.Spool.After
 	}
-	if err := set.Metrics.Registry.Register(&collector{k: k}); err != nil {
+	var merrs []error
+	for _, c := range []prometheus.Collector{k.publish, k.dropped, &collector{k: k}} {
+		if err := set.Registerer.Register(c); err != nil {
+			merrs = append(merrs, err)
+		}
+	}
+	if err := errors.Join(merrs...); err != nil {
 		if k.spool != nil {
-			k.spool.Close()
+			_ = k.spool.Shutdown(context.Background()) // never started: closes a file
 		}
 		return nil, fmt.Errorf("kafka metrics: %w", err)
 	}
+	k.ctx, k.cancel = context.WithCancel(context.Background())
 	return k, nil
 }
 
@@ -162,47 +181,58 @@ func (k *Kafka) Spool() *Spool { return k.spool }
 // unrecognized topic and the dead-letter topic.
 func (k *Kafka) Topics() []string { return k.cfg.Topics() }
 
-// Start creates the missing topics. It returns quickly: if the brokers do
-// not answer within a few seconds it keeps trying in the background (and
-// [Kafka.Ready] says so) rather than failing, so that a gateway can start
-// while Kafka is still coming up.
+// Start starts the spool and its replayer and creates the missing topics.
+// It returns quickly: if the brokers do not answer within
+// Config.StartTimeout it keeps trying in the background (and [Kafka.Ready]
+// says so) rather than failing, so that a gateway can start while Kafka is
+// still coming up.
 func (k *Kafka) Start(ctx context.Context) error {
+	if k.ctx.Err() != nil {
+		return errors.New("kafka sink: shut down")
+	}
 	if k.spool != nil {
-		k.wg.Add(1)
-		go k.replay()
+		if err := k.spool.Start(ctx); err != nil {
+			return err
+		}
+		k.wg.Go(k.replay)
 	}
 	if !k.cfg.CreateTopics {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err := k.ensureTopics(ctx)
+	sctx, cancel := context.WithTimeout(ctx, k.cfg.StartTimeout)
+	err := k.ensureTopics(sctx)
 	cancel()
 	if err == nil {
 		return nil
 	}
 	k.log.Warn("kafka topics not created yet; retrying in the background", "error", err)
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
-		backoff := time.Second
-		for {
-			select {
-			case <-k.stop:
-				return
-			case <-time.After(backoff):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := k.ensureTopics(ctx)
-			cancel()
-			if err == nil {
-				k.log.Info("kafka topics created")
-				return
-			}
-			k.log.Warn("kafka topics not created yet", "error", err)
-			backoff = min(2*backoff, 30*time.Second)
-		}
-	}()
+	k.wg.Go(k.createTopics)
 	return nil
+}
+
+// createTopics retries ensureTopics, with backoff, until it succeeds or the
+// sink shuts down.
+func (k *Kafka) createTopics() {
+	backoff := k.cfg.CreateTopicsBackoff.Min
+	for {
+		select {
+		case <-k.ctx.Done():
+			return
+		case <-time.After(jitter(backoff)):
+		}
+		ctx, cancel := context.WithTimeout(k.ctx, k.cfg.CreateTopicsTimeout)
+		err := k.ensureTopics(ctx)
+		cancel()
+		switch {
+		case err == nil:
+			k.log.Info("kafka topics created")
+			return
+		case k.ctx.Err() != nil:
+			return
+		}
+		k.log.Warn("kafka topics not created yet", "error", err)
+		backoff = k.cfg.CreateTopicsBackoff.next(backoff)
+	}
 }
 
 func (k *Kafka) ensureTopics(ctx context.Context) error {
@@ -247,7 +277,7 @@ func (k *Kafka) Ready(ctx context.Context) error {
 		}
 		return fmt.Errorf("kafka topics: %w", terr)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, k.cfg.HealthTimeout)
 	defer cancel()
 	md, err := k.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{k.cfg.DeadLetterTopic}})
 	if err != nil {
@@ -257,6 +287,38 @@ func (k *Kafka) Ready(ctx context.Context) error {
 		return errors.New("kafka brokers: metadata lists no broker")
 	}
 	return nil
+}
+
+// Health is the sink's answer to a readiness probe.
+type Health struct {
+	// Ready is whether the sink can make events durable now.
+	Ready bool
+	// Checks has a line per dependency ("kafka", and "spool" with one)
+	// saying why.
+	Checks map[string]string
+}
+
+// Health reports whether the sink can make events durable now: when Kafka
+// answers and its topics exist, or, with a spool, when the spool has room
+// (an unreachable Kafka then delays events, it does not refuse them).
+func (k *Kafka) Health(ctx context.Context) Health {
+	h := Health{Ready: true, Checks: map[string]string{"kafka": "ok"}}
+	kerr := k.Ready(ctx)
+	if kerr != nil {
+		h.Checks["kafka"] = kerr.Error()
+	}
+	if k.spool == nil {
+		h.Ready = kerr == nil
+		return h
+	}
+	st := k.spool.Stats()
+	if err := k.spool.Room(); err != nil {
+		h.Checks["spool"] = fmt.Sprintf("%v: %d records, %d bytes", err, st.Records, st.Bytes)
+		h.Ready = kerr == nil
+		return h
+	}
+	h.Checks["spool"] = fmt.Sprintf("ok: %d records, %d bytes", st.Records, st.Bytes)
+	return h
 }
 
 // Publish writes ev to every destination of its route and returns once all
@@ -477,18 +539,12 @@ func (k *Kafka) failed(span trace.Span, topic string, err error) error {
 
 // replay sends sealed spool segments to Kafka, oldest first, and deletes a
 // segment once all its records are acknowledged. It backs off while Kafka
-// fails and stops with Close.
+// fails and stops with Shutdown.
 func (k *Kafka) replay() {
-	defer k.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-k.stop
-		cancel()
-	}()
+	ctx := k.ctx
 	pos := map[uint64]int{} // records of a segment already acknowledged
-	backoff := 100 * time.Millisecond
-	tick := time.NewTicker(time.Second)
+	backoff := k.cfg.Spool.ReplayBackoff.Min
+	tick := time.NewTicker(k.cfg.Spool.ReplayPoll)
 	defer tick.Stop()
 	for {
 		if k.spool.Pending() {
@@ -497,16 +553,17 @@ func (k *Kafka) replay() {
 			case ctx.Err() != nil:
 				return
 			case err != nil:
-				k.log.Warn("spool replay paused; Kafka does not take the records yet", "error", err, "retry_in", backoff)
+				wait := jitter(backoff)
+				k.log.Warn("spool replay paused; Kafka does not take the records yet", "error", err, "retry_in", wait)
 				select {
-				case <-time.After(backoff):
+				case <-time.After(wait):
 				case <-ctx.Done():
 					return
 				}
-				backoff = min(2*backoff, 5*time.Second)
+				backoff = k.cfg.Spool.ReplayBackoff.next(backoff)
 				continue
 			}
-			backoff = 100 * time.Millisecond
+			backoff = k.cfg.Spool.ReplayBackoff.Min
 			continue
 		}
 		select {
@@ -584,28 +641,32 @@ func errorType(err error) string {
 	return semconv.ErrorTypeOther.Value.AsString()
 }
 
-// Close flushes and closes the writer. It is bounded by ctx because kafka-go's
-// Close can hang on a write to an unreachable broker. Safe to call twice and
-// without Start.
-func (k *Kafka) Close(ctx context.Context) error {
-	k.closeOnce.Do(func() {
-		close(k.stop)
-		k.wg.Wait() // the replayer and the topic creator
-		done := make(chan error, 1)
+// Shutdown stops the replayer and the topic creator, lets the write in
+// flight end, flushes and closes the writer, and closes the spool, all
+// bounded by ctx: kafka-go's Close can hang on a write to an unreachable
+// broker, and a shutdown must not. What is not flushed by then was
+// acknowledged to no one or is in the spool already. Safe without Start
+// and safe twice (the second call waits for the first's work, bounded by
+// its own ctx).
+func (k *Kafka) Shutdown(ctx context.Context) error {
+	k.stopOnce.Do(func() {
+		k.cancel()
 		go func() {
+			defer close(k.stopped)
+			k.wg.Wait()    // the replayer and the topic creator, cancelled
 			k.co.wg.Wait() // a shared write in flight ends first
-			done <- k.writer.Close()
+			err := k.writer.Close()
+			if k.spool != nil {
+				// The spool is closed last: a round may spool until then.
+				err = errors.Join(err, k.spool.Shutdown(context.WithoutCancel(ctx)))
+			}
+			k.stopErr = err
 		}()
-		select {
-		case k.closeErr = <-done:
-		case <-ctx.Done():
-			k.closeErr = fmt.Errorf("kafka writer close: %w", ctx.Err())
-		}
-		if k.spool != nil {
-			// Whatever the writer could not flush was acknowledged to no
-			// one or is in the spool already; the spool is closed last.
-			k.spool.Close()
-		}
 	})
-	return k.closeErr
+	select {
+	case <-k.stopped:
+		return k.stopErr
+	case <-ctx.Done():
+		return fmt.Errorf("kafka sink shutdown: %w", ctx.Err())
+	}
 }

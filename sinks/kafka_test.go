@@ -22,17 +22,17 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
-	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
-func startEmbedded(t *testing.T) *Embedded {
+func startEmbedded(t *testing.T) *devkafka.Broker {
 	t.Helper()
-	e, err := StartEmbedded("127.0.0.1:0")
+	e, err := devkafka.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
+	t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
 	return e
 }
 
@@ -54,7 +54,7 @@ func newSink(t *testing.T, brokers []string, mutate func(*Config)) *Kafka {
 		defer tp.Shutdown(context.Background())
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = k.Close(ctx)
+		_ = k.Shutdown(ctx)
 	})
 	return k
 }
@@ -108,7 +108,7 @@ func TestPublishFailureIsUnavailable(t *testing.T) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	kafkatest.FailProduce(e.Cluster(), failing, "")
+	devkafka.FailProduce(e.Cluster(), failing, "")
 	err := k.Publish(context.Background(), testEvent(t))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish error = %v, want ErrUnavailable", err)
@@ -141,11 +141,11 @@ func TestStartWithoutBrokerRetriesInBackground(t *testing.T) {
 		t.Fatalf("Publish without a broker: %v", err)
 	}
 	// The broker comes up where the gateway expects it: topics get created.
-	e, err := StartEmbedded(addr)
+	e, err := devkafka.Start(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	defer e.Shutdown(context.Background())
 	deadline := time.Now().Add(15 * time.Second)
 	for k.Ready(context.Background()) != nil {
 		if time.Now().After(deadline) {
@@ -158,7 +158,7 @@ func TestStartWithoutBrokerRetriesInBackground(t *testing.T) {
 	}
 }
 
-func TestCloseIsSafeWithoutStartAndTwice(t *testing.T) {
+func TestShutdownIsSafeWithoutStartAndTwice(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{"127.0.0.1:1"}
 	k, err := NewKafka(cfg, telemetry.Settings{})
@@ -167,10 +167,10 @@ func TestCloseIsSafeWithoutStartAndTwice(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := k.Close(ctx); err != nil {
+	if err := k.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Close(ctx); err != nil {
+	if err := k.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -241,7 +241,7 @@ func TestFailedPublishIsSpooledAndReplayedInOrder(t *testing.T) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	kafkatest.FailProduce(e.Cluster(), failing, "")
+	devkafka.FailProduce(e.Cluster(), failing, "")
 	dec := events.NewDecoder(events.DecoderConfig{})
 	const n = 50
 	var ids []string
@@ -316,7 +316,7 @@ func TestSpoolFullMeansUnavailable(t *testing.T) {
 	}
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	kafkatest.FailProduce(e.Cluster(), failing, "")
+	devkafka.FailProduce(e.Cluster(), failing, "")
 	big := &events.Rejection{ID: "x", Payload: make([]byte, 300<<10), Reason: events.ReasonMalformed}
 	var err error
 	for i := 0; i < 10 && err == nil; i++ {
@@ -449,7 +449,7 @@ func TestProducerSpanGetsPartitionAndOffset(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = k.Close(context.Background()) })
+			t.Cleanup(func() { _ = k.Shutdown(context.Background()) })
 			if err := k.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -462,7 +462,7 @@ func TestProducerSpanGetsPartitionAndOffset(t *testing.T) {
 			for _, s := range rec.Ended() {
 				attrs := map[string]string{}
 				for _, a := range s.Attributes() {
-					attrs[string(a.Key)] = a.Value.Emit()
+					attrs[string(a.Key)] = a.Value.String()
 				}
 				got = append(got, s.Name()+" "+attrs["messaging.destination.partition.id"]+"@"+attrs["messaging.kafka.offset"])
 			}
@@ -470,5 +470,51 @@ func TestProducerSpanGetsPartitionAndOffset(t *testing.T) {
 				t.Errorf("producer spans (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestShutdownCancelsTheBackgroundTopicCreator: the topic creator retrying
+// against a broker that accepts connections and never answers is cancelled
+// by Shutdown, which returns within its context rather than after the
+// attempt's own timeout.
+func TestShutdownCancelsTheBackgroundTopicCreator(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close() // held open, never answered
+		}
+	}()
+	k := newSink(t, []string{ln.Addr().String()}, func(c *Config) {
+		c.Spool.Dir = t.TempDir()
+		c.StartTimeout = 50 * time.Millisecond
+		c.CreateTopicsBackoff = Backoff{Min: time.Millisecond, Max: time.Millisecond}
+		c.CreateTopicsTimeout = time.Minute
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Start gave up on its attempt; the background one follows within a
+	// millisecond and hangs like it.
+	pollUntil(t, "an attempt to connect", func() bool { return accepted.Load() >= 1 })
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := k.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("Shutdown took %s", d)
 	}
 }

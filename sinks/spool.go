@@ -32,8 +32,11 @@ var ErrSpoolFull = errors.New("spool full")
 // writers would interleave segments and replay each other's records.
 var ErrSpoolInUse = errors.New("spool directory in use by a running gateway")
 
-// errSpoolClosed is returned by Append after Close.
+// errSpoolClosed is returned by Append after Shutdown.
 var errSpoolClosed = errors.New("spool closed")
+
+// errSpoolNotStarted is returned by Append before Start.
+var errSpoolNotStarted = errors.New("spool not started")
 
 // SpoolConfig configures the local write-ahead spool.
 type SpoolConfig struct {
@@ -49,13 +52,23 @@ type SpoolConfig struct {
 	// After is how long a publish waits for Kafka before the event is
 	// spooled instead. Default 2 s.
 	After time.Duration
-	// ReplayBatch is the most records replayed in one produce. Default 500.
+	// ReplayBatch is the most records replayed in one produce, and at most
+	// the Kafka BatchSize (one batch per partition keeps the order when a
+	// write fails). Default 500.
 	ReplayBatch int
+	// ReplayBackoff is the replayer's pause while Kafka refuses the
+	// records, doubled from Min up to Max, with jitter. Default 100 ms to
+	// 5 s.
+	ReplayBackoff Backoff
+	// ReplayPoll is how often an idle replayer looks for records besides
+	// being told of each append. Default 1 s.
+	ReplayPoll time.Duration
 }
 
 // DefaultSpoolConfig returns the defaults documented on [SpoolConfig].
 func DefaultSpoolConfig() SpoolConfig {
-	return SpoolConfig{MaxBytes: 1 << 30, SegmentBytes: 16 << 20, After: 2 * time.Second, ReplayBatch: 500}
+	return SpoolConfig{MaxBytes: 1 << 30, SegmentBytes: 16 << 20, After: 2 * time.Second, ReplayBatch: 500,
+		ReplayBackoff: Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}, ReplayPoll: time.Second}
 }
 
 // Validate reports every problem with c at once.
@@ -75,6 +88,12 @@ func (c SpoolConfig) Validate() error {
 	}
 	if c.ReplayBatch < 1 {
 		errs = append(errs, fmt.Errorf("spool: replay batch must be at least 1, not %d", c.ReplayBatch))
+	}
+	if err := c.ReplayBackoff.validate("spool: replay"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ReplayPoll <= 0 {
+		errs = append(errs, fmt.Errorf("spool: replay poll must be positive, not %s", c.ReplayPoll))
 	}
 	return errors.Join(errs...)
 }
@@ -129,7 +148,8 @@ type Spool struct {
 	stop    chan struct{}
 	done    chan struct{}
 	closed  atomic.Bool
-	closeMu sync.RWMutex // held for reading by Append, for writing by Close
+	started bool         // guarded by closeMu
+	closeMu sync.RWMutex // held for reading by Append, for writing by Start and Shutdown
 	lock    *os.File     // flock'ed for the spool's lifetime
 
 	// owned by the writer goroutine
@@ -160,7 +180,7 @@ type appendReq struct {
 }
 
 // OpenSpool opens (creating if needed) the spool in cfg.Dir, counting the
-// records a previous run left for replay.
+// records a previous run left for replay. Appends wait for Start.
 func OpenSpool(cfg SpoolConfig, log *slog.Logger) (*Spool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -249,8 +269,22 @@ func openLocked(cfg SpoolConfig, log *slog.Logger, lock *os.File) (*Spool, error
 	if len(segs) > 0 {
 		log.Info("spool holds records of a previous run; replaying them", "records", s.records.Load(), "segments", len(segs))
 	}
-	go s.writer()
 	return s, nil
+}
+
+// Start starts the goroutine that writes appends. It returns at once.
+func (s *Spool) Start(_ context.Context) error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	switch {
+	case s.closed.Load():
+		return errSpoolClosed
+	case s.started:
+		return errors.New("spool: already started")
+	}
+	s.started = true
+	go s.writer()
+	return nil
 }
 
 func (s *Spool) path(seq uint64) string { return segmentPath(s.cfg.Dir, seq) }
@@ -299,8 +333,11 @@ func (s *Spool) openActive() error {
 func (s *Spool) Append(ctx context.Context, msgs ...kafka.Message) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
-	if s.closed.Load() {
+	switch {
+	case s.closed.Load():
 		return errSpoolClosed
+	case !s.started:
+		return errSpoolNotStarted
 	}
 	now := time.Now()
 	var buf []byte
@@ -460,18 +497,38 @@ func (s *Spool) Room() error {
 	return nil
 }
 
-// Close stops appends, fsyncs and closes the active segment. Safe twice.
-func (s *Spool) Close() {
+// Shutdown stops appends, then fsyncs and closes the active segment,
+// waiting for that until ctx is done. Every append acknowledged before is
+// already fsynced. Safe without Start and safe twice.
+func (s *Spool) Shutdown(ctx context.Context) error {
 	s.closeMu.Lock()
 	if s.closed.Swap(true) {
 		s.closeMu.Unlock()
-		return
+		return nil
 	}
+	started := s.started
 	s.closeMu.Unlock()
+	if !started {
+		close(s.done)
+		err := s.active.Close()
+		s.lock.Close() // releases the flock
+		return err
+	}
 	close(s.stop)
-	<-s.done
-	// Closing the file releases the flock.
-	s.lock.Close()
+	released := make(chan struct{})
+	go func() {
+		<-s.done
+		// Closing the file releases the flock, once the writer is done
+		// with the directory.
+		s.lock.Close()
+		close(released)
+	}()
+	select {
+	case <-released:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("spool shutdown: %w", ctx.Err())
+	}
 }
 
 // sealed returns the segments the replayer may read: all but the active

@@ -24,7 +24,10 @@ func openTestSpool(t *testing.T, dir string, mutate func(*SpoolConfig)) *Spool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	return s
 }
 
@@ -110,6 +113,25 @@ func TestSpoolGroupCommitsConcurrentAppends(t *testing.T) {
 	}
 }
 
+// TestSpoolShutdownWithoutStartIsSafe: a spool opened and never started
+// shuts down cleanly, twice.
+func TestSpoolShutdownWithoutStartIsSafe(t *testing.T) {
+	cfg := DefaultSpoolConfig()
+	cfg.Dir = t.TempDir()
+	s, err := OpenSpool(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Start(context.Background()); !errors.Is(err, errSpoolClosed) {
+		t.Fatalf("Start after Shutdown: %v", err)
+	}
+}
+
 func TestSpoolReopenCountsWhatAPreviousRunLeft(t *testing.T) {
 	dir := t.TempDir()
 	cfg := DefaultSpoolConfig()
@@ -118,13 +140,23 @@ func TestSpoolReopenCountsWhatAPreviousRunLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Append(context.Background(), msg(0)); !errors.Is(err, errSpoolNotStarted) {
+		t.Fatalf("append before Start: %v", err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 10 {
 		if err := s.Append(context.Background(), msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
-	s.Close() // twice is safe
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil { // twice is safe
+		t.Fatal(err)
+	}
 	if err := s.Append(context.Background(), msg(99)); err == nil {
 		t.Fatal("append after close succeeded")
 	}
@@ -148,12 +180,17 @@ func corruptSegment(t *testing.T, n int, damage func(data []byte) []byte) *Spool
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		if err := s.Append(context.Background(), msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
 	var full string
 	for _, p := range segs {
@@ -252,7 +289,10 @@ func BenchmarkSpoolAppend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	if err := s.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
 	m := kafka.Message{Topic: "emma.message_open", Key: []byte("6160010079"), Value: make([]byte, 600)}
 	b.SetParallelism(16)
 	b.ReportAllocs()

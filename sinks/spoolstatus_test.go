@@ -47,12 +47,16 @@ func TestSecondOpenSpoolOnTheSameDirectoryFails(t *testing.T) {
 	} else if want := "spool " + dir + ": spool directory in use by a running gateway"; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
-	s.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	s2, err := OpenSpool(cfg, nil)
 	if err != nil {
 		t.Fatalf("OpenSpool after the holder closed: %v", err)
 	}
-	s2.Close()
+	if err := s2.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestInspectSpoolRefusesWhileAGatewayHoldsIt(t *testing.T) {
@@ -64,7 +68,9 @@ func TestInspectSpoolRefusesWhileAGatewayHoldsIt(t *testing.T) {
 	if _, err := InspectSpool(dir); !errors.Is(err, ErrSpoolInUse) {
 		t.Fatalf("InspectSpool of a held spool: %v, want ErrSpoolInUse", err)
 	}
-	s.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	st, err := InspectSpool(dir)
 	if err != nil {
 		t.Fatalf("InspectSpool after Close: %v", err)
@@ -81,6 +87,9 @@ func TestInspectSpoolCountsRecordsBytesAgeAndTopics(t *testing.T) {
 	cfg.SegmentBytes = 4096 // several segments
 	s, err := OpenSpool(cfg, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	before := time.Now()
@@ -100,7 +109,9 @@ func TestInspectSpoolCountsRecordsBytesAgeAndTopics(t *testing.T) {
 	}
 	after := time.Now()
 	want := s.Stats()
-	s.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 
 	state := dirState(t, dir)
 	st, err := InspectSpool(dir)
@@ -161,8 +172,13 @@ func TestInspectSpoolCountsRecordsBytesAgeAndTopics(t *testing.T) {
 
 func TestInspectSpoolCreatesNoLockFileAndCountsCorruption(t *testing.T) {
 	src := t.TempDir()
-	s, err := OpenSpool(SpoolConfig{Dir: src, MaxBytes: 1 << 20, SegmentBytes: 1 << 20, After: time.Second, ReplayBatch: 1}, nil)
+	cfg := DefaultSpoolConfig()
+	cfg.Dir, cfg.MaxBytes, cfg.SegmentBytes, cfg.After, cfg.ReplayBatch = src, 1<<20, 1<<20, time.Second, 1
+	s, err := OpenSpool(cfg, nil)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -170,7 +186,9 @@ func TestInspectSpoolCreatesNoLockFileAndCountsCorruption(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	// A directory as an older gateway (without the lock) left it, with a
 	// crash's torn tail.
 	dir := t.TempDir()

@@ -377,7 +377,7 @@ func startBenchGateway(ctx context.Context, stderr io.Writer) (g *gateway, stop 
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	set := telemetry.Settings{Logger: log, TracerProvider: tp, Metrics: telemetry.NewMetrics()}
+	set := telemetry.Settings{Logger: log, TracerProvider: tp, Registerer: telemetry.NewRegistry()}
 	stop = func() {
 		if g != nil {
 			g.stop()

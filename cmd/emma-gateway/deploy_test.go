@@ -472,7 +472,7 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 			t.Errorf("a path the server lacks answers %d: this check could not fail", code)
 		}
 		// Liveness must not depend on Kafka: it stays 200 with the broker gone.
-		tg.broker.Close()
+		_ = tg.broker.Shutdown(context.Background())
 		if code := get(paths["liveness"]); code != http.StatusOK {
 			t.Errorf("liveness GET %s with Kafka down: %d, want 200", paths["liveness"], code)
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
-	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 )
 
 // openCallback is a distinct message_open callback for member n.
@@ -120,7 +120,7 @@ func TestBrokerFailureMidLoadLosesNoAcceptedEvent(t *testing.T) {
 		c.kafka.Spool.After = 300 * time.Millisecond
 	})
 	failing := &atomic.Bool{}
-	kafkatest.FailProduce(tg.broker.Cluster(), failing, "")
+	devkafka.FailProduce(tg.broker.Cluster(), failing, "")
 	var once sync.Once
 	const total = 3000
 	accepted, refused := load(t, tg.url, 16, total, func(n int64) {
@@ -151,7 +151,7 @@ func TestNoSpoolAndBrokerDownIs503(t *testing.T) {
 	})
 	failing := &atomic.Bool{}
 	failing.Store(true)
-	kafkatest.FailProduce(tg.broker.Cluster(), failing, "")
+	devkafka.FailProduce(tg.broker.Cluster(), failing, "")
 	status, body := tg.callback(t, http.MethodPost, openCallback(1))
 	if status != http.StatusServiceUnavailable {
 		t.Fatalf("status %d %v", status, body)
@@ -298,7 +298,7 @@ func newSpoolingGateway(t *testing.T, env ...string) *spoolingGateway {
 	}
 	t.Cleanup(c.Close)
 	sg := &spoolingGateway{bin: buildBinary(t), spool: t.TempDir(), addr: freeAddr(t), cluster: c, failing: &atomic.Bool{}, env: env}
-	kafkatest.FailProduce(c, sg.failing, "")
+	devkafka.FailProduce(c, sg.failing, "")
 	return sg
 }
 

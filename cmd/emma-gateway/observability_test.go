@@ -244,7 +244,7 @@ func TestTracerProviderConfigErrors(t *testing.T) {
 // TestMetricsAfterTraffic scrapes /metrics after accepted, invalid,
 // unauthorized and spooled callbacks.
 func TestMetricsAfterTraffic(t *testing.T) {
-	tg := startTestGateway(t, func(c *serveConfig) { c.kafka.Spool.Dir = t.TempDir() }, func(s *telemetry.Settings) { s.Metrics = telemetry.NewMetrics() })
+	tg := startTestGateway(t, func(c *serveConfig) { c.kafka.Spool.Dir = t.TempDir() }, func(s *telemetry.Settings) { s.Registerer = telemetry.NewRegistry() })
 	for range 2 {
 		if status, _ := tg.callback(t, http.MethodPost, openCallback(1)); status != 200 {
 			t.Fatal(status)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emma-gateway/emma-gateway/internal/kafkatest"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -131,7 +131,7 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 			})
 			failing := &atomic.Bool{}
 			failing.Store(true)
-			kafkatest.FailProduce(tg.broker.Cluster(), failing, "emma.events")
+			devkafka.FailProduce(tg.broker.Cluster(), failing, "emma.events")
 			status, body := tg.callback(t, http.MethodPost, openCallback(1))
 			if !spool {
 				if status != http.StatusServiceUnavailable {

@@ -9,9 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
+	"github.com/emma-gateway/emma-gateway/schemas"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -152,7 +157,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 			log.Warn("flushing spans", "error", err)
 		}
 	}()
-	set := telemetry.Settings{Logger: log, TracerProvider: tp, Metrics: telemetry.NewMetrics()}
+	set := telemetry.Settings{Logger: log, TracerProvider: tp, Registerer: telemetry.NewRegistry()}
 	return runGateway(ctx, cfg, embedded, set)
 }
 
@@ -160,7 +165,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 type gateway struct {
 	cfg    serveConfig
 	log    *slog.Logger
-	broker *sinks.Embedded // nil with real brokers
+	broker *devkafka.Broker // nil with real brokers
 	kafka  *sinks.Kafka
 	server *receiver.Server
 }
@@ -168,6 +173,7 @@ type gateway struct {
 // startGateway builds each part, wires them and starts them. On error it
 // undoes what it started.
 func startGateway(ctx context.Context, cfg serveConfig, embedded bool, set telemetry.Settings) (_ *gateway, err error) {
+	set = set.WithDefaults() // one registry for every part
 	g := &gateway{cfg: cfg, log: set.Logger}
 	defer func() {
 		if err != nil {
@@ -175,7 +181,7 @@ func startGateway(ctx context.Context, cfg serveConfig, embedded bool, set telem
 		}
 	}()
 	if embedded {
-		if g.broker, err = sinks.StartEmbedded(cfg.embeddedKafkaAddr); err != nil {
+		if g.broker, err = devkafka.Start(cfg.embeddedKafkaAddr); err != nil {
 			return nil, err
 		}
 		cfg.kafka.Brokers = g.broker.Addrs()
@@ -193,11 +199,12 @@ func startGateway(ctx context.Context, cfg serveConfig, embedded bool, set telem
 		Sink:    g.kafka,
 		Ready:   g.ready,
 		Now:     cfg.now,
+		Mounts:  mounts(set),
 	}, set)
 	if err != nil {
 		return nil, err
 	}
-	if err = g.server.Start(); err != nil {
+	if err = g.server.Start(ctx); err != nil {
 		return nil, err
 	}
 	g.log.Info("emma-gateway started", "version", version, "kafka_brokers", strings.Join(cfg.kafka.Brokers, ","), "topic_template", cfg.kafka.TopicTemplate)
@@ -216,36 +223,32 @@ func (g *gateway) stop() {
 		}
 	}
 	if g.kafka != nil {
-		if err := g.kafka.Close(ctx); err != nil {
+		if err := g.kafka.Shutdown(ctx); err != nil {
 			g.log.Error("closing the Kafka writer", "error", err)
 		}
 	}
 	if g.broker != nil {
-		g.broker.Close()
+		if err := g.broker.Shutdown(ctx); err != nil {
+			g.log.Error("embedded broker shutdown", "error", err)
+		}
 	}
 }
 
-// ready is the readiness policy: the gateway can accept events when Kafka
-// answers, or when it does not but the spool has room.
+// mounts are what the gateway serves beside the webhook: the Prometheus
+// metrics of every part, and the published contract (GET /schemas/, the
+// index, and /schemas/{name}.json).
+func mounts(set telemetry.Settings) []receiver.Mount {
+	m := []receiver.Mount{{Path: "/schemas/*", Handler: schemas.Handler()}}
+	if g, ok := set.Registerer.(prometheus.Gatherer); ok {
+		m = append(m, receiver.Mount{Path: "/metrics", Handler: promhttp.HandlerFor(g, promhttp.HandlerOpts{})})
+	}
+	return m
+}
+
+// ready asks the sink, whose policy it is (with a spool, an unreachable
+// Kafka leaves the gateway able to accept events).
 func (g *gateway) ready(ctx context.Context) receiver.Readiness {
-	r := receiver.Readiness{Ready: true, Checks: map[string]string{"kafka": "ok"}}
-	kerr := g.kafka.Ready(ctx)
-	if kerr != nil {
-		r.Checks["kafka"] = kerr.Error()
-	}
-	sp := g.kafka.Spool()
-	if sp == nil {
-		r.Ready = kerr == nil
-		return r
-	}
-	st := sp.Stats()
-	if err := sp.Room(); err != nil {
-		r.Checks["spool"] = fmt.Sprintf("%v: %d records, %d bytes", err, st.Records, st.Bytes)
-		r.Ready = kerr == nil
-		return r
-	}
-	r.Checks["spool"] = fmt.Sprintf("ok: %d records, %d bytes", st.Records, st.Bytes)
-	return r
+	return receiver.Readiness(g.kafka.Health(ctx))
 }
 
 // runGateway serves until ctx is done, then shuts down gracefully.

@@ -1,12 +1,14 @@
 // Package telemetry holds what every component receives to log, trace and
 // count: one logger, one tracer provider, one propagator, the Prometheus
-// metrics. It is the only telemetry plumbing receiver/ and sinks/ share;
-// exporters are set up in cmd/ (tracing.go), so neither links them.
+// registerer on which each component registers its own metrics. It is the
+// only telemetry plumbing receiver/ and sinks/ share; exporters are set up
+// in cmd/ (tracing.go), so neither links them.
 package telemetry
 
 import (
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -23,9 +25,9 @@ type Settings struct {
 	// Propagator carries trace context across HTTP and Kafka. Default: W3C
 	// trace-context and baggage.
 	Propagator propagation.TextMapPropagator
-	// Metrics are the Prometheus metrics to record. Default: a fresh set
-	// nobody scrapes.
-	Metrics *Metrics
+	// Registerer is where each component registers its own Prometheus
+	// metrics. Default: a fresh registry nobody scrapes.
+	Registerer prometheus.Registerer
 }
 
 // WithDefaults returns s with every nil field set to its default.
@@ -39,8 +41,8 @@ func (s Settings) WithDefaults() Settings {
 	if s.Propagator == nil {
 		s.Propagator = propagate.Propagator()
 	}
-	if s.Metrics == nil {
-		s.Metrics = NewMetrics()
+	if s.Registerer == nil {
+		s.Registerer = prometheus.NewRegistry()
 	}
 	return s
 }

@@ -1,6 +1,7 @@
-// Package kafkatest holds the fault injections the tests of sinks and
-// cmd/emma-gateway share, on franz-go's in-process kfake broker.
-package kafkatest
+package devkafka
+
+// The fault injections the tests of sinks and cmd/emma-gateway share. They
+// live with the broker so that kfake has one importer besides tests.
 
 import (
 	"sync/atomic"
@@ -27,7 +28,7 @@ func FailProduce(c *kfake.Cluster, failing *atomic.Bool, topic string) {
 			return nil, nil, false
 		}
 		if topic != "" && len(preq.Topics) > 1 {
-			panic("kafkatest.FailProduce: a produce request with several topics")
+			panic("devkafka.FailProduce: a produce request with several topics")
 		}
 		resp := req.ResponseKind().(*kmsg.ProduceResponse)
 		for _, rt := range preq.Topics {

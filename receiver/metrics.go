@@ -1,0 +1,72 @@
+package receiver
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+)
+
+// metrics are the receiver's Prometheus metrics, registered on the
+// registerer the wiring gives it.
+type metrics struct {
+	// requests counts webhook requests by event name ("" before one is
+	// read, "unrecognized" for unknown names, to bound cardinality),
+	// delivery method and outcome.
+	requests *prometheus.CounterVec
+	// duration observes webhook request latency by outcome; its children
+	// are resolved once, the outcomes being a fixed set.
+	duration map[string]prometheus.Observer
+	// durationOther takes an outcome outside that set (none today).
+	durationOther *prometheus.HistogramVec
+	// inFlight is the number of webhook requests being served.
+	inFlight prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "emma_gateway_webhook_request_duration_seconds",
+		Help:    "Webhook request latency by outcome.",
+		Buckets: telemetry.LatencyBuckets(),
+	}, []string{"outcome"})
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "emma_gateway_webhook_requests_total",
+			Help: "Webhook requests by event name, delivery method (GET/POST) and outcome.",
+		}, []string{"event", "delivery", "outcome"}),
+		duration:      map[string]prometheus.Observer{},
+		durationOther: duration,
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "emma_gateway_webhook_requests_in_flight",
+			Help: "Webhook requests being served.",
+		}),
+	}
+	// Every outcome a webhook request can end with ("" for none set).
+	for _, o := range []string{outcomeAccepted, outcomeUnrecognized, outcomeMalformed, outcomeInvalid, outcomeUnauthorized,
+		outcomeForbiddenAccount, outcomeForbiddenAddress, outcomeTooLarge, outcomeRateLimited, outcomeUnavailable,
+		outcomeNotAllowed, outcomeNotFound, ""} {
+		m.duration[o] = duration.WithLabelValues(o)
+	}
+	var errs []error
+	for _, c := range []prometheus.Collector{m.requests, duration, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("receiver metrics: %w", err)
+	}
+	return m, nil
+}
+
+// observe records a finished webhook request.
+func (m *metrics) observe(event, delivery, outcome string, seconds float64) {
+	m.requests.WithLabelValues(event, delivery, outcome).Inc()
+	o, ok := m.duration[outcome]
+	if !ok {
+		o = m.durationOther.WithLabelValues(outcome)
+	}
+	o.Observe(seconds)
+}
