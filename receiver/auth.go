@@ -12,8 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,11 +81,7 @@ type tokenStore struct {
 	file     string // "" without a tokens file
 	required bool   // false only in unauthenticated mode
 	log      *slog.Logger
-	current  atomic.Pointer[credentials]
-
-	mu      sync.Mutex // serializes reloads; guards modTime and size
-	modTime time.Time
-	size    int64
+	fromFile *reloadable[credentials] // nil without a tokens file
 }
 
 func newTokenStore(cfg Config, log *slog.Logger) (*tokenStore, error) {
@@ -99,38 +93,49 @@ func newTokenStore(cfg Config, log *slog.Logger) (*tokenStore, error) {
 		}
 		ts.static = append(ts.static, c)
 	}
-	all := ts.static
-	ts.current.Store(&all)
 	if ts.file != "" {
-		if err := ts.reload(); err != nil {
+		var err error
+		if ts.fromFile, err = newReloadable(ts.loadFile, ts.file); err != nil {
 			return nil, err
 		}
+		ts.warnIfEmpty()
 	}
 	return ts, nil
 }
 
-// reload rereads the tokens file. On error the tokens in force stay.
-func (ts *tokenStore) reload() error {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	fi, err := os.Stat(ts.file)
-	if err != nil {
-		return fmt.Errorf("receiver: tokens file: %w", err)
+// current returns the tokens in force: the static ones, then the file's.
+func (ts *tokenStore) current() credentials {
+	if ts.fromFile == nil {
+		return ts.static
 	}
+	return *ts.fromFile.get()
+}
+
+// loadFile reads the tokens file, the static tokens first.
+func (ts *tokenStore) loadFile() (credentials, error) {
 	b, err := os.ReadFile(ts.file)
 	if err != nil {
-		return fmt.Errorf("receiver: tokens file: %w", err)
+		return nil, fmt.Errorf("receiver: tokens file: %w", err)
 	}
 	fromFile, err := parseTokensFile(b)
 	if err != nil {
-		return fmt.Errorf("receiver: tokens file %s: %w", ts.file, err)
+		return nil, fmt.Errorf("receiver: tokens file %s: %w", ts.file, err)
 	}
-	all := append(append(credentials{}, ts.static...), fromFile...)
-	ts.current.Store(&all)
-	ts.modTime, ts.size = fi.ModTime(), fi.Size()
-	if len(all) == 0 {
+	return append(append(credentials{}, ts.static...), fromFile...), nil
+}
+
+func (ts *tokenStore) warnIfEmpty() {
+	if len(ts.current()) == 0 {
 		ts.log.Warn("the tokens file holds no tokens: every webhook callback is refused")
 	}
+}
+
+// reload rereads the tokens file. On error the tokens in force stay.
+func (ts *tokenStore) reload() error {
+	if err := ts.fromFile.reload(); err != nil {
+		return err
+	}
+	ts.warnIfEmpty()
 	return nil
 }
 
@@ -158,16 +163,6 @@ func parseTokensFile(b []byte) (credentials, error) {
 	return cs, errors.Join(errs...)
 }
 
-// changed reports whether the tokens file looks different from the one
-// last read. Modification time and size are enough for files an operator
-// or a secret manager replaces.
-func (ts *tokenStore) changed() bool {
-	fi, err := os.Stat(ts.file)
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return err != nil || !fi.ModTime().Equal(ts.modTime) || fi.Size() != ts.size
-}
-
 // watch reloads the tokens file when it changes, until stop is closed. A
 // file that stays broken is reported once per change, not once per tick.
 func (ts *tokenStore) watch(every time.Duration, stop <-chan struct{}) {
@@ -180,18 +175,18 @@ func (ts *tokenStore) watch(every time.Duration, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if !ts.changed() {
-			continue
-		}
-		if err := ts.reload(); err != nil {
+		reloaded, err := ts.fromFile.reloadIfChanged()
+		switch {
+		case err != nil:
 			if err.Error() != lastErr {
 				ts.log.Error("keeping the webhook tokens in force", "error", err)
 				lastErr = err.Error()
 			}
-			continue
+		case reloaded:
+			lastErr = ""
+			ts.warnIfEmpty()
+			ts.log.Info("webhook tokens reloaded", "tokens", len(ts.current()))
 		}
-		lastErr = ""
-		ts.log.Info("webhook tokens reloaded", "tokens", len(*ts.current.Load()))
 	}
 }
 
@@ -202,7 +197,7 @@ func (s *Server) authenticate(c echo.Context) (*credential, error) {
 	if !s.tokens.required {
 		return nil, nil // unauthenticated mode, allowed explicitly
 	}
-	cs := *s.tokens.current.Load()
+	cs := s.tokens.current()
 	r := c.Request()
 	_, pass, basic := r.BasicAuth()
 	candidates := [...]string{c.Param("token"), c.QueryParam("token"), pass}
@@ -234,6 +229,6 @@ func (s *Server) ReloadTokens() error {
 		s.log.Error("keeping the webhook tokens in force", "error", err)
 		return err
 	}
-	s.log.Info("webhook tokens reloaded", "tokens", len(*s.tokens.current.Load()))
+	s.log.Info("webhook tokens reloaded", "tokens", len(s.tokens.current()))
 	return nil
 }
