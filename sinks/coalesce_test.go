@@ -46,6 +46,10 @@ func msgs(topics ...string) []kafka.Message {
 // in flight go out together in the next write, each getting its own
 // messages' errors back.
 func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
+	synctest.Test(t, testCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues)
+}
+
+func testCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 	g := newGatedWriter()
 	c := &coalescer{write: g.write, timeout: time.Minute}
 	ctx := context.Background()
@@ -63,15 +67,9 @@ func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 			results[i] = c.produce(ctx, msgs("b", "c"))
 		}()
 	}
-	// Let the three queue behind the write in flight.
-	for {
-		c.mu.Lock()
-		n := len(c.queue)
-		c.mu.Unlock()
-		if n == 3 {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait() // the three queue behind the write in flight
+	if len(c.queue) != 3 {
+		t.Fatalf("%d calls queued, want 3", len(c.queue))
 	}
 	g.release <- nil
 	if res := <-first; res[0].err != nil {
@@ -110,6 +108,10 @@ func TestCoalescerWritesALoneCallAtOnceAndBatchesWhatQueues(t *testing.T) {
 // queued returns its context's error and its messages are never written;
 // a whole-write error reaches every caller of that write.
 func TestCoalescerCallerGivesUpAndWithdraws(t *testing.T) {
+	synctest.Test(t, testCoalescerCallerGivesUpAndWithdraws)
+}
+
+func testCoalescerCallerGivesUpAndWithdraws(t *testing.T) {
 	g := newGatedWriter()
 	c := &coalescer{write: g.write, timeout: time.Minute}
 	first := make(chan []result)

@@ -69,6 +69,7 @@ func testEvent(t *testing.T) *events.Event {
 }
 
 func TestPublishWaitsForAcksAndSetsKey(t *testing.T) {
+	t.Parallel() // its own broker on a free port
 	e := startEmbedded(t)
 	k := newSink(t, e.Addrs(), nil)
 	if err := k.Start(context.Background()); err != nil {
@@ -101,6 +102,7 @@ func TestPublishWaitsForAcksAndSetsKey(t *testing.T) {
 }
 
 func TestPublishFailureIsUnavailable(t *testing.T) {
+	t.Parallel() // its own broker on a free port
 	e := startEmbedded(t)
 	k := newSink(t, e.Addrs(), func(c *Config) { c.MaxAttempts = 2 })
 	if err := k.Start(context.Background()); err != nil {
@@ -146,13 +148,7 @@ func TestStartWithoutBrokerRetriesInBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Shutdown(context.Background())
-	deadline := time.Now().Add(15 * time.Second)
-	for k.Ready(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready 15 s after the broker came up: %v", k.Ready(context.Background()))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	mustPoll(t, "ready after the broker came up", func() bool { return k.Ready(context.Background()) == nil })
 	if err := k.Publish(context.Background(), testEvent(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -229,6 +225,7 @@ func contains(ss []string, s string) bool {
 }
 
 func TestFailedPublishIsSpooledAndReplayedInOrder(t *testing.T) {
+	t.Parallel() // its own broker on a free port
 	e := startEmbedded(t)
 	dir := t.TempDir()
 	k := newSink(t, e.Addrs(), func(c *Config) {
@@ -259,13 +256,7 @@ func TestFailedPublishIsSpooledAndReplayedInOrder(t *testing.T) {
 		t.Fatalf("spool holds %d records, want %d", st.Records, n)
 	}
 	failing.Store(false)
-	deadline := time.Now().Add(20 * time.Second)
-	for k.Spool().Pending() {
-		if time.Now().After(deadline) {
-			t.Fatalf("spool not drained: %+v", k.Spool().Stats())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mustPoll(t, "the spool to drain", func() bool { return !k.Spool().Pending() })
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.Addrs(), Topic: "emma.message_open", Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -304,6 +295,7 @@ func TestFailedPublishIsSpooledAndReplayedInOrder(t *testing.T) {
 }
 
 func TestSpoolFullMeansUnavailable(t *testing.T) {
+	t.Parallel() // its own broker on a free port
 	e := startEmbedded(t)
 	k := newSink(t, e.Addrs(), func(c *Config) {
 		c.Spool.Dir = t.TempDir()
@@ -333,6 +325,7 @@ func TestSpoolFullMeansUnavailable(t *testing.T) {
 // while the coalescer already sent the next write, so the later event of
 // the same member landed first and the spooled one after it on replay.
 func TestPublishBehindASpooledOneIsNotWrittenBeforeIt(t *testing.T) {
+	t.Parallel() // its own broker on a free port
 	e := startEmbedded(t)
 	k := newSink(t, e.Addrs(), func(c *Config) {
 		c.Spool.Dir = t.TempDir()
@@ -372,14 +365,14 @@ func TestPublishBehindASpooledOneIsNotWrittenBeforeIt(t *testing.T) {
 	a, b := event(1), event(2)
 	errs := make(chan error, 2)
 	go func() { errs <- k.Publish(context.Background(), a) }()
-	pollUntil(t, "A's write to reach the broker", func() bool { return n.Load() >= 1 })
+	mustPoll(t, "A's write to reach the broker", func() bool { return n.Load() >= 1 })
 	go func() { errs <- k.Publish(context.Background(), b) }()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatalf("publish with a spool: %v", err)
 		}
 	}
-	pollUntil(t, "the spool to drain", func() bool { return !k.Spool().Pending() })
+	mustPoll(t, "the spool to drain", func() bool { return !k.Spool().Pending() })
 
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.Addrs(), Topic: "emma.message_open", Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
@@ -418,16 +411,26 @@ func notEnoughReplicas(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 	return resp
 }
 
-// pollUntil waits, a bounded time, for cond.
-func pollUntil(t *testing.T, what string, cond func() bool) {
+// pollUntil waits, at most 15 s, for cond, and reports whether it came. A
+// timeout is an error of t; pollUntil may run outside the test goroutine.
+func pollUntil(t *testing.T, what string, cond func() bool) bool {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Errorf("timed out waiting for %s", what)
-			return
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// mustPoll is pollUntil that ends the test on a timeout.
+func mustPoll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !pollUntil(t, what, cond) {
+		t.FailNow()
 	}
 }
 
@@ -506,7 +509,7 @@ func TestShutdownCancelsTheBackgroundTopicCreator(t *testing.T) {
 	}
 	// Start gave up on its attempt; the background one follows within a
 	// millisecond and hangs like it.
-	pollUntil(t, "an attempt to connect", func() bool { return accepted.Load() >= 1 })
+	mustPoll(t, "an attempt to connect", func() bool { return accepted.Load() >= 1 })
 	time.Sleep(20 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

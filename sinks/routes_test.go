@@ -173,6 +173,7 @@ func TestRoutesTopicsCreatedAtStart(t *testing.T) {
 }
 
 func TestStructuredRouteWritesACloudEventsEnvelope(t *testing.T) {
+	t.Parallel() // its own broker on a free port
 	e := startEmbedded(t)
 	k := newSink(t, e.Addrs(), func(c *Config) {
 		c.Routes = mustParse(t, "routes:\n  - events: [\"message_*\"]\n    topics: [analytics]\n    content_mode: structured\n    key: mailing_id\n")
