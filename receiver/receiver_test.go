@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/emma-gateway/emma-gateway/events"
 )
 
@@ -211,8 +213,10 @@ func TestInvalidEventAnswerListsFieldErrors(t *testing.T) {
 		t.Fatalf("error %v", e)
 	}
 	d := sink.dead[0]
-	if string(d.Payload) != body || d.Delivery != events.DeliveryGET || d.Reason != events.ReasonInvalid || d.EventName != "message_click" {
-		t.Fatalf("dead letter %+v", d)
+	want := events.Rejection{ID: d.ID, Delivery: events.DeliveryGET, Payload: []byte(body), EventName: "message_click", Reason: events.ReasonInvalid,
+		Detail: d.Detail, Errors: d.Errors, ReceivedAt: d.ReceivedAt}
+	if diff := cmp.Diff(want, *d); diff != "" {
+		t.Fatalf("dead letter (-want +got):\n%s", diff)
 	}
 }
 
