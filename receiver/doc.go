@@ -4,5 +4,7 @@
 // answers Emma only once the sink says the event is durable.
 //
 // It knows HTTP. It must not import a Kafka client: the sink is an
-// interface declared here.
+// interface declared here. Nor does it serve /metrics or /schemas itself:
+// the wiring mounts them ([Deps].Mounts), so that it links neither
+// Prometheus' HTTP handler nor the schemas.
 package receiver
