@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,6 +65,7 @@ type Kafka struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	started  atomic.Bool
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when Shutdown's work is done
 	stopErr  error
@@ -189,6 +191,9 @@ func (k *Kafka) Topics() []string { return k.cfg.Topics() }
 func (k *Kafka) Start(ctx context.Context) error {
 	if k.ctx.Err() != nil {
 		return errors.New("kafka sink: shut down")
+	}
+	if k.started.Swap(true) {
+		return errors.New("kafka sink: already started")
 	}
 	if k.spool != nil {
 		if err := k.spool.Start(ctx); err != nil {

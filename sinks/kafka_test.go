@@ -169,6 +169,21 @@ func TestShutdownIsSafeWithoutStartAndTwice(t *testing.T) {
 	if err := k.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := k.Start(ctx); err == nil {
+		t.Fatal("Start after Shutdown succeeded")
+	}
+}
+
+func TestStartTwiceIsRefused(t *testing.T) {
+	t.Parallel() // its own broker on a free port
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), func(c *Config) { c.Spool.Dir = t.TempDir() })
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Start(context.Background()); err == nil {
+		t.Fatal("a second Start succeeded")
+	}
 }
 
 func TestConfigValidateReportsEveryProblem(t *testing.T) {
