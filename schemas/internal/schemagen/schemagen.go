@@ -264,7 +264,7 @@ func CloudEventsHeaders() *Schema {
 	add(kafkaevents.HeaderSubject, &Schema{Type: "string", Pattern: "^(member|mailing|import|group|account)/[0-9]+$", Description: "The entity the event is about, the same as the message key: member/{id}, mailing/{id}, import/{id}, group/{id} or account/{id}."}, false)
 	add(kafkaevents.HeaderDataSchema, &Schema{Type: "string", Format: "uri", Pattern: "^" + regexp.QuoteMeta(schemas.BaseURL) + "[a-z_]+\\.json$", Description: "The JSON Schema of the value: one of this directory's files."}, true)
 	add(kafkaevents.HeaderContentType, &Schema{Const: "application/json", Description: "The value is the normalized event as JSON."}, true)
-	add("traceparent", &Schema{Type: "string", Pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", Description: "W3C trace context of the gateway's producer span; continue the trace from it."}, false)
+	add(kafkaevents.HeaderTraceparent, &Schema{Type: "string", Pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", Description: "W3C trace context of the gateway's producer span; continue the trace from it."}, false)
 	add("tracestate", &Schema{Type: "string", Description: "W3C trace state, when the callback's trace had one."}, false)
 	return s
 }
