@@ -196,11 +196,15 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	cfg.BatchTimeout = 0
 	cfg.SASL = SASLConfig{Mechanism: "GSSAPI", Password: "hunter2-secret"}
 	cfg.TLS.CertFile = "cert.pem"
+	cfg.StartTimeout, cfg.HealthTimeout = 0, -time.Second
+	cfg.CreateTopicsBackoff = Backoff{Min: time.Minute, Max: time.Second}
+	cfg.Spool.Dir, cfg.Spool.ReplayPoll = "/spool", 0
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{`"nohost"`, "topic template", "dead-letter topic", "partitions", "replication factor", "batch timeout", "GSSAPI", "cert file and key file"} {
+	for _, want := range []string{`"nohost"`, "topic template", "dead-letter topic", "partitions", "replication factor", "batch timeout", "GSSAPI", "cert file and key file",
+		"start timeout", "health timeout", "create-topics backoff", "replay poll"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
@@ -536,5 +540,33 @@ func TestShutdownCancelsTheBackgroundTopicCreator(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("Shutdown took %s", d)
+	}
+}
+
+// TestBackoffDoublesToItsCapWithJitter: a retry loop's pause starts at Min,
+// doubles to Max, and each wait is spread over [d/2, d], never more.
+func TestBackoffDoublesToItsCapWithJitter(t *testing.T) {
+	b := Backoff{Min: 100 * time.Millisecond, Max: time.Second}
+	var got []time.Duration
+	for d := b.Min; len(got) < 6; d = b.next(d) {
+		got = append(got, d)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pauses (-want +got):\n%s", diff)
+	}
+	seen := map[time.Duration]bool{}
+	for range 1000 {
+		j := jitter(time.Second)
+		if j < 500*time.Millisecond || j > time.Second {
+			t.Fatalf("jitter(1s) = %s, outside [0.5s, 1s]", j)
+		}
+		seen[j] = true
+	}
+	if len(seen) < 100 {
+		t.Fatalf("jitter took only %d values in 1000 draws", len(seen))
+	}
+	if err := (Backoff{Min: time.Second, Max: time.Millisecond}).validate("x"); err == nil {
+		t.Fatal("a backoff with max below min passed validation")
 	}
 }
