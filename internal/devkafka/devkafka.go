@@ -60,6 +60,13 @@ func (b *Broker) Start(_ context.Context) error {
 	return nil
 }
 
+// AutoCreateTopics makes the broker create a topic, with partitions
+// partitions, on first use, for clients that do not create their topics
+// (the gateway does).
+func AutoCreateTopics(partitions int) []kfake.Opt {
+	return []kfake.Opt{kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(partitions)}
+}
+
 // Start is New and Broker.Start in one call.
 func Start(addr string, opts ...kfake.Opt) (*Broker, error) {
 	b := New(addr, opts...)

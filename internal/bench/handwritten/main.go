@@ -27,7 +27,8 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 )
 
 type envelope struct {
@@ -66,13 +67,12 @@ func main() {
 // to stdout.
 func run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
 	if brokers == "" {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3),
-			kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
+		b, err := devkafka.Start("127.0.0.1:0", devkafka.AutoCreateTopics(3)...)
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		brokers = strings.Join(c.ListenAddrs(), ",")
+		defer b.Shutdown(context.Background())
+		brokers = strings.Join(b.Addrs(), ",")
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(strings.Split(brokers, ",")...), Balancer: &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, AllowAutoTopicCreation: true}

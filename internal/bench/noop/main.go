@@ -21,7 +21,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 )
 
 func main() {
@@ -40,13 +41,12 @@ func main() {
 // to stdout.
 func run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
 	if brokers == "" {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1),
-			kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
+		b, err := devkafka.Start("127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		brokers = strings.Join(c.ListenAddrs(), ",")
+		defer b.Shutdown(context.Background())
+		brokers = strings.Join(b.Addrs(), ",")
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
