@@ -74,6 +74,16 @@ type Config struct {
 	// CreateTopicsBackoff is the pause between those attempts, doubled
 	// from Min up to Max, with jitter. Default 1 s to 30 s.
 	CreateTopicsBackoff Backoff
+	// StaleRetries bounds how many times a write refreshes the metadata
+	// and writes again the messages a leadership error (or a dead leader)
+	// refused, which kafka-go alone retries at the stale leader until
+	// MetadataTTL. With StaleRetryBackoff's defaults, 6 tries span about
+	// 2.5 s, how long Apache Kafka takes to fence a dead leader and elect
+	// another with short session timeouts. Default 6; 0 turns it off.
+	StaleRetries int
+	// StaleRetryBackoff is the pause before each of those tries, doubled
+	// from Min up to Max, with jitter. Default 50 ms to 1 s.
+	StaleRetryBackoff Backoff
 	// HealthTimeout bounds the metadata request of [Kafka.Health] and
 	// [Kafka.Ready]. Default 2 s.
 	HealthTimeout time.Duration
@@ -133,6 +143,8 @@ func DefaultConfig() Config {
 		CreateTopicsTimeout: 10 * time.Second,
 		CreateTopicsBackoff: Backoff{Min: time.Second, Max: 30 * time.Second},
 		HealthTimeout:       2 * time.Second,
+		StaleRetries:        6,
+		StaleRetryBackoff:   Backoff{Min: 50 * time.Millisecond, Max: time.Second},
 		Spool:               DefaultSpoolConfig(),
 	}
 }
@@ -205,7 +217,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kafka: %s must be positive, not %s", name, d))
 		}
 	}
-	for name, b := range map[string]Backoff{"kafka: write": c.WriteBackoff, "kafka: create-topics": c.CreateTopicsBackoff} {
+	if c.StaleRetries < 0 {
+		errs = append(errs, fmt.Errorf("kafka: stale-metadata retries must not be negative, not %d", c.StaleRetries))
+	}
+	for name, b := range map[string]Backoff{"kafka: write": c.WriteBackoff, "kafka: create-topics": c.CreateTopicsBackoff, "kafka: stale-metadata retry": c.StaleRetryBackoff} {
 		if err := b.validate(name); err != nil {
 			errs = append(errs, err)
 		}

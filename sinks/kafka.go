@@ -457,13 +457,6 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 	return errors.Join(errs...)
 }
 
-// staleRetries bounds how many times writeFresh refreshes the metadata and
-// writes again after a leadership error: with its backoff (50 ms doubling,
-// at most 1 s) about 2.5 s, which is how long Apache Kafka takes to fence a
-// dead leader and elect another with short session timeouts. Callers give up
-// on their own deadlines.
-const staleRetries = 6
-
 // writeFresh is the Writer's WriteMessages plus what kafka-go does not do:
 // on NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION
 // it keeps its cached metadata until MetadataTTL and retries (MaxAttempts
@@ -486,8 +479,8 @@ func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
 	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
 		copy(errs, werrs)
 	}
-	backoff := 50 * time.Millisecond
-	for attempt := 0; attempt < staleRetries && ctx.Err() == nil; attempt++ {
+	backoff := k.cfg.StaleRetryBackoff.Min
+	for attempt := 0; attempt < k.cfg.StaleRetries && ctx.Err() == nil; attempt++ {
 		var retry []int
 		for i, e := range errs {
 			if staleMetadata(e) {
@@ -499,10 +492,10 @@ func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
 		}
 		k.transport.CloseIdleConnections()
 		select {
-		case <-time.After(backoff):
+		case <-time.After(jitter(backoff)):
 		case <-ctx.Done():
 		}
-		backoff = min(2*backoff, time.Second)
+		backoff = k.cfg.StaleRetryBackoff.next(backoff)
 		again := make([]kafka.Message, len(retry))
 		for j, i := range retry {
 			again[j] = msgs[i]
