@@ -101,6 +101,7 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 		}
 		return string(name)
 	})
+	skipUnruled(v)
 	loc := cfg.Location
 	if loc == nil {
 		var err error
@@ -109,6 +110,37 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 		}
 	}
 	return &Decoder{loc: loc, validate: v}
+}
+
+// skipUnruled tells v to skip every payload field that has no rule, the
+// timestamp and the Group fields among them: the validator would otherwise
+// box each field's value (an allocation) only to find nothing to check.
+// Structs that hold a rule (Base) are still entered.
+func skipUnruled(v *validator.Validate) {
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type) bool
+	walk = func(t reflect.Type) (ruled bool) {
+		rules := map[string]string{}
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			switch {
+			case sf.Tag.Get("validate") != "":
+				ruled = true
+			case sf.Anonymous && sf.Type.Kind() == reflect.Struct && walk(sf.Type):
+				ruled = true
+			default:
+				rules[sf.Name] = "-"
+			}
+		}
+		if !seen[t] && len(rules) > 0 {
+			seen[t] = true
+			v.RegisterStructValidationMapRules(rules, reflect.New(t).Elem().Interface())
+		}
+		return ruled
+	}
+	for _, t := range append(Types(), unrecognizedType) {
+		walk(t.info.rtype)
+	}
 }
 
 // Decode decodes one callback (the JSON envelope) delivered by delivery at
@@ -142,84 +174,109 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	if err := checkLimits(payload); err != nil {
 		return nil, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &top); err != nil {
-		return nil, &MalformedError{notAnObject(err)}
+	if !json.Valid(payload) {
+		return nil, notAnObjectError(payload)
 	}
-	if top == nil {
-		return nil, &MalformedError{"JSON null, not an object"}
+	// One copy of the callback: every string of the event (names, subject,
+	// Emma's timestamp, resource_url) is a slice of it.
+	src := string(payload)
+	if src[skipSpace(src, 0)] != '{' {
+		return nil, notAnObjectError(payload)
 	}
-	var name string
-	rawName, ok := top["event_name"]
+	var topStack [8]member
+	top := uniqueSorted(objectMembers(src, skipSpace(src, 0), topStack[:0]))
+	nameM, ok := find(top, "event_name")
 	if !ok {
 		return nil, &MalformedError{"no event_name"}
 	}
-	if err := json.Unmarshal(rawName, &name); err != nil || name == "" {
+	name, ok := unquote(src[nameM.start:nameM.end])
+	if !ok || name == "" {
 		return nil, &MalformedError{"event_name must be a non-empty string"}
 	}
-	var data map[string]json.RawMessage
-	if raw, ok := top["data"]; ok {
-		if err := json.Unmarshal(raw, &data); err != nil {
+	var dataStack [16]member
+	var data []member
+	if m, ok := find(top, "data"); ok {
+		switch src[m.start] {
+		case '{':
+			data = uniqueSorted(objectMembers(src, m.start, dataStack[:0]))
+		case 'n': // null: no data, as encoding/json reads it into a map
+		default:
 			return nil, &MalformedError{"data must be a JSON object"}
 		}
 	}
 
 	typ, recognized := Lookup(name)
-	if !recognized {
+	if recognized {
+		name = typ.Name
+	} else {
 		typ = unrecognizedType
 	}
-	ev := &Event{
+	info := typ.info
+	ev, payloadv, spareTime := info.alloc()
+	*ev = Event{
 		Type:       typ,
 		Name:       name,
-		ID:         eventID(name, top, data),
+		ID:         eventID(src, name, top, data),
 		ReceivedAt: receivedAt.UTC(),
 		Delivery:   delivery,
-		Payload:    typ.New(),
+		Payload:    payloadv,
 	}
-	extra := map[string]json.RawMessage{}
-	for k, raw := range top {
-		switch k {
+	x := extras{src: src}
+	for _, m := range top {
+		switch m.key {
 		case "event_name", "data":
 		case "resource_url":
-			if !ev.setResourceURL(raw) {
-				extra[k] = raw
+			if u, ok := jsonString(src[m.start:m.end]); ok {
+				ev.ResourceURL = u
+			} else {
+				x.add(m.key, m)
 			}
 		default:
 			// Unknown envelope fields are kept; they rarely share a name with
 			// a data field, but if they do the data field wins the plain name.
-			if _, clash := data[k]; clash {
+			k := m.key
+			if _, clash := find(data, k); clash {
 				k = "envelope." + k
 			}
-			extra[k] = raw
+			x.add(k, m)
 		}
 	}
 
 	var errs []FieldError
-	pv := reflect.ValueOf(ev.Payload).Elem()
-	info := typ.info
-	for k, raw := range data {
-		if k == "resource_url" && (ev.ResourceURL == "" && ev.setResourceURL(raw) || sameString(raw, ev.ResourceURL)) {
-			continue
+	pv := reflect.ValueOf(payloadv).Elem()
+	for _, m := range data {
+		k, raw := m.key, src[m.start:m.end]
+		if k == "resource_url" {
+			u, ok := jsonString(raw)
+			if ok && ev.ResourceURL == "" {
+				ev.ResourceURL = u
+				continue
+			}
+			if ok && u == ev.ResourceURL {
+				continue
+			}
 		}
 		f, ok := info.fields[k]
-		if !ok || f.name != k && data[f.name] != nil {
-			extra[k] = raw
+		if ok && f.name != k {
+			_, ok = find(data, f.name)
+			ok = !ok // an alias counts only without its canonical name
+		}
+		if !ok {
+			x.add(k, m)
 			continue
 		}
 		fv := pv.FieldByIndex(f.index)
-		if err := json.Unmarshal(raw, fv.Addr().Interface()); err != nil {
+		if err := decodeField(fv, f.kind, raw, &spareTime); err != nil {
 			if recognized && (typ.Documented || f.strict) {
 				errs = append(errs, FieldError{Field: k, Rule: "type", Message: typeMessage(fv.Type(), err)})
 			} else {
 				fv.SetZero()
-				extra[k] = raw
+				x.add(k, m)
 			}
 		}
 	}
-	if len(extra) > 0 {
-		ev.Extra = extra
-	}
-	b := ev.Payload.base()
+	ev.Extra = x.m
+	b := payloadv.base()
 	if b.Timestamp != nil {
 		*b.Timestamp = b.Timestamp.in(d.loc)
 	}
@@ -229,13 +286,151 @@ func (d *Decoder) Parse(payload []byte, delivery Delivery, receivedAt time.Time)
 	// field, the one token bindings and routes were written against, and the
 	// resource_url stays in the value verbatim, so the disagreement is not
 	// hidden ([Event.ResourceAccountID] tells it; the receiver logs it).
-	if raw, sent := data["account_id"]; !sent || string(raw) == "null" {
+	if m, sent := find(data, "account_id"); !sent || src[m.start:m.end] == "null" {
 		if id, ok := accountOfResourceURL(ev.ResourceURL); ok {
 			b.AccountID = id
 		}
 	}
 	ev.typeErrs = errs
 	return ev, nil
+}
+
+// extras collects Event.Extra: the raw values share one copy of the
+// callback, made when the first one is kept.
+type extras struct {
+	src string
+	buf []byte
+	m   map[string]json.RawMessage
+}
+
+func (x *extras) add(k string, m member) {
+	if x.m == nil {
+		x.m = map[string]json.RawMessage{}
+		x.buf = []byte(x.src)
+	}
+	x.m[k] = x.buf[m.start:m.end:m.end]
+}
+
+// decodeField sets fv, a payload field of the given kind, from the JSON
+// value raw, as json.Unmarshal would (a pointer gets a value, null resets
+// it, a failure leaves what encoding/json leaves). *spare is the event's
+// own Time, used by the first timestamp.
+func decodeField(fv reflect.Value, kind fieldKind, raw string, spare **Time) error {
+	null := raw == "null"
+	switch kind {
+	case kindID:
+		n, isNull, err := parseInt(raw)
+		if err == nil && !isNull {
+			fv.SetInt(n)
+		}
+		return err
+	case kindIDPtr, kindCountPtr:
+		if null {
+			fv.SetZero()
+			return nil
+		}
+		n, _, err := parseInt(raw)
+		if kind == kindIDPtr {
+			v := new(ID)
+			*v = ID(n)
+			fv.Set(reflect.ValueOf(v))
+		} else {
+			v := new(Count)
+			*v = Count(n)
+			fv.Set(reflect.ValueOf(v))
+		}
+		return err
+	case kindString, kindStringPtr:
+		if null {
+			if kind == kindStringPtr {
+				fv.SetZero()
+			}
+			return nil
+		}
+		str, ok := unquote(raw)
+		if kind == kindStringPtr {
+			v := new(string)
+			*v = str
+			fv.Set(reflect.ValueOf(v))
+		} else if ok {
+			fv.SetString(str)
+		}
+		if !ok {
+			return errNotString
+		}
+		return nil
+	case kindIDs:
+		if null {
+			fv.SetZero()
+			return nil
+		}
+		if raw[0] != '[' {
+			return errNotIDs
+		}
+		ids := make([]ID, 0, idCount(raw))
+		for i := skipSpace(raw, 1); raw[i] != ']'; {
+			e := valueEnd(raw, i)
+			n, _, err := parseInt(raw[i:e])
+			if err != nil {
+				return err
+			}
+			ids = append(ids, ID(n))
+			if i = skipSpace(raw, e); raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
+		}
+		fv.Set(reflect.ValueOf(ids))
+		return nil
+	case kindTimePtr:
+		if null {
+			fv.SetZero()
+			return nil
+		}
+		t := *spare
+		if t == nil {
+			t = new(Time)
+		}
+		*spare = nil
+		*t = Time{}
+		fv.Set(reflect.ValueOf(t))
+		str, ok := unquote(raw)
+		if !ok {
+			return errBadTime
+		}
+		v, err := parseTime(str)
+		if err != nil {
+			return err
+		}
+		*t = v
+		return nil
+	}
+	return json.Unmarshal([]byte(raw), fv.Addr().Interface())
+}
+
+// idCount is the number of elements of the JSON array raw (of ids: no
+// nested commas), so that the slice is allocated once.
+func idCount(raw string) int {
+	n := strings.Count(raw, ",") + 1
+	if strings.TrimSpace(raw[1:len(raw)-1]) == "" {
+		return 0
+	}
+	return n
+}
+
+var (
+	errNotString = errors.New("must be a string")
+	errNotIDs    = errors.New("must be an array of integer ids")
+)
+
+// notAnObjectError says what a payload that is not valid JSON, or not an
+// object, is. encoding/json's messages are the contract, so the rare
+// refused payload is decoded by it.
+func notAnObjectError(payload []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &top); err != nil {
+		return &MalformedError{notAnObject(err)}
+	}
+	return &MalformedError{"JSON null, not an object"}
 }
 
 // utf8BOM is U+FEFF, the byte-order mark (EF BB BF in UTF-8).
@@ -316,42 +511,27 @@ func (d *Decoder) Validate(ev *Event) error {
 // validatePayload adds the validator's findings to errs (the type errors),
 // leaving out fields that already failed to decode.
 func (d *Decoder) validatePayload(typ Type, p Payload, errs []FieldError) []FieldError {
-	failed := make(map[string]bool, len(errs))
-	for _, e := range errs {
-		failed[e.Field] = true
+	failed := func(field string) bool {
+		return slices.ContainsFunc(errs, func(e FieldError) bool { return e.Rule == "type" && e.Field == field })
 	}
-	if typ.Documented && p.base().Timestamp == nil && !failed["timestamp"] {
+	if typ.Documented && p.base().Timestamp == nil && !failed("timestamp") {
 		errs = append(errs, FieldError{Field: "timestamp", Rule: "required", Message: "is required"})
 	}
 	err := d.validate.Struct(p)
-	var verrs validator.ValidationErrors
-	if !errors.As(err, &verrs) {
-		if err != nil { // only an invalid validation target; a bug, not bad input
-			panic(err)
-		}
+	if err == nil {
 		return errs
 	}
+	verrs, ok := err.(validator.ValidationErrors)
+	if !ok { // only an invalid validation target; a bug, not bad input
+		panic(err)
+	}
 	for _, fe := range verrs {
-		if failed[fe.Field()] {
+		if failed(fe.Field()) {
 			continue
 		}
 		errs = append(errs, FieldError{Field: fe.Field(), Rule: fe.Tag(), Message: ruleMessage(fe)})
 	}
 	return errs
-}
-
-func (e *Event) setResourceURL(raw json.RawMessage) bool {
-	var s string
-	if json.Unmarshal(raw, &s) != nil {
-		return false
-	}
-	e.ResourceURL = s
-	return true
-}
-
-func sameString(raw json.RawMessage, s string) bool {
-	var v string
-	return json.Unmarshal(raw, &v) == nil && v == s
 }
 
 func ruleMessage(fe validator.FieldError) string {

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -87,106 +86,84 @@ func (e *Event) EmmaTimestamp() string {
 // MarshalJSON renders the normalized event of SPEC section 4: event_name,
 // event_id, the payload's fields (account_id, timestamp and the typed fields),
 // received_at, delivery, emma_timestamp when Emma sent a timestamp,
-// resource_url when given, and extra when not empty.
+// resource_url when given, and extra when not empty. It is [Event.AppendJSON]
+// into a new buffer.
 func (e *Event) MarshalJSON() ([]byte, error) {
-	p, err := json.Marshal(e.Payload)
+	b, err := e.AppendJSON(make([]byte, 0, 512))
 	if err != nil {
 		return nil, err
 	}
-	var b bytes.Buffer
-	b.Grow(len(p) + 256)
-	b.WriteString(`{"event_name":`)
-	writeString(&b, e.Name)
-	b.WriteString(`,"event_id":`)
-	writeString(&b, e.ID)
-	b.WriteByte(',')
-	b.Write(p[1 : len(p)-1]) // payload structs always have fields
-	b.WriteString(`,"received_at":"`)
-	b.WriteString(e.ReceivedAt.UTC().Format(time.RFC3339Nano))
-	b.WriteString(`","delivery":`)
-	writeString(&b, string(e.Delivery))
-	if raw := e.EmmaTimestamp(); raw != "" {
-		b.WriteString(`,"emma_timestamp":`)
-		writeString(&b, raw)
-	}
-	if e.ResourceURL != "" {
-		b.WriteString(`,"resource_url":`)
-		writeString(&b, e.ResourceURL)
-	}
-	if len(e.Extra) > 0 {
-		x, err := json.Marshal(e.Extra)
-		if err != nil {
-			return nil, err
-		}
-		b.WriteString(`,"extra":`)
-		b.Write(x)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// writeString writes s as a JSON string, exactly as encoding/json would.
-// The strings it gets (names, ids, methods, Emma's timestamps) are plain
-// ASCII, which needs no escape and so no json.Marshal and its allocation.
-func writeString(b *bytes.Buffer, s string) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			b.Write(q)
-			return
-		}
-	}
-	b.WriteByte('"')
-	b.WriteString(s)
-	b.WriteByte('"')
+	return b, nil
 }
 
 // eventID hashes what identifies a callback: its name and its content (the
 // data object, which holds the account, and any other envelope field),
 // canonicalized so that key order and whitespace do not matter at the top
 // two levels. resource_url counts once whether it came in the envelope or
-// in data.
-func eventID(name string, top, data map[string]json.RawMessage) string {
-	h := sha256.New()
-	var buf bytes.Buffer
-	write := func(m map[string]json.RawMessage, skip ...string) {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			if !slices.Contains(skip, k) {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			buf.Reset()
-			if json.Compact(&buf, m[k]) != nil {
-				buf.Reset()
-				buf.Write(m[k])
-			} else if bytes.IndexByte(buf.Bytes(), '\\') >= 0 {
-				// Python's json.dumps escapes every non-ASCII character
-				// ("Caf\u00e9"); another writer sends "Café". Same string,
-				// same id. Only strings with escapes pay for this.
-				unescaped := canonicalStrings(buf.Bytes())
-				buf.Reset()
-				buf.Write(unescaped)
-			}
-			h.Write([]byte(strconv.Quote(k)))
-			h.Write([]byte{':'})
-			h.Write(buf.Bytes())
-			h.Write([]byte{0})
-		}
-		h.Write([]byte{1})
+// in data. top and data are the members of the envelope and of data,
+// sorted by name without repeats, as slices of src.
+//
+// The hashed bytes are, in order: "emma-gateway/v1\x00", the name, "\x00";
+// then three groups, each a run of strconv.Quote(name) ":" value "\x00"
+// ended by "\x01": resource_url alone (its value empty when absent), the
+// data's members but resource_url, the envelope's members but event_name,
+// data and resource_url. A value is the member's JSON compacted, its
+// escaped strings in one canonical form (canonicalStrings). These bytes
+// are the dedup contract with consumers: the ids of the golden files must
+// never change.
+func eventID(src, name string, top, data []member) string {
+	var stack [1024]byte
+	b := append(stack[:0], "emma-gateway/v1\x00"...)
+	b = append(b, name...)
+	b = append(b, 0)
+	b = append(b, `"resource_url":`...)
+	if m, ok := find(top, "resource_url"); ok {
+		b = appendCanonical(b, src[m.start:m.end])
+	} else if m, ok := find(data, "resource_url"); ok {
+		b = appendCanonical(b, src[m.start:m.end])
 	}
-	h.Write([]byte("emma-gateway/v1\x00" + name + "\x00"))
-	rurl := top["resource_url"]
-	if rurl == nil {
-		rurl = data["resource_url"]
+	b = append(b, 0, 1)
+	for _, m := range data {
+		if m.key != "resource_url" {
+			b = appendMember(b, src, m)
+		}
 	}
-	write(map[string]json.RawMessage{"resource_url": rurl})
-	write(data, "resource_url")
-	write(top, "event_name", "data", "resource_url")
-	sum := h.Sum(nil)
-	return hex.EncodeToString(sum[:16])
+	b = append(b, 1)
+	for _, m := range top {
+		switch m.key {
+		case "event_name", "data", "resource_url":
+		default:
+			b = appendMember(b, src, m)
+		}
+	}
+	b = append(b, 1)
+	sum := sha256.Sum256(b)
+	var id [32]byte
+	hex.Encode(id[:], sum[:16])
+	return string(id[:])
+}
+
+func appendMember(b []byte, src string, m member) []byte {
+	b = strconv.AppendQuote(b, m.key)
+	b = append(b, ':')
+	b = appendCanonical(b, src[m.start:m.end])
+	return append(b, 0)
+}
+
+// appendCanonical appends the valid JSON value v compacted, its strings
+// with escapes rewritten: Python's json.dumps escapes every non-ASCII
+// character ("Caf\u00e9"); another writer sends "Café". Same string, same
+// id. Only strings with escapes pay for this.
+func appendCanonical(b []byte, v string) []byte {
+	start := len(b)
+	b = appendCompact(b, v)
+	if bytes.IndexByte(b[start:], '\\') >= 0 {
+		// A copy: canonicalStrings hands slices to encoding/json, which
+		// would move b, usually the caller's stack array, to the heap.
+		c := canonicalStrings(bytes.Clone(b[start:]))
+		b = append(b[:start], c...)
+	}
+	return b
 }
 
 // canonicalStrings rewrites every string of the compact JSON value v that

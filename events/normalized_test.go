@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -127,13 +126,12 @@ func TestUnmarshalNormalizedRejects(t *testing.T) {
 	}
 }
 
-func TestWriteStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "member_add", "@D:2017-12-21T11:01:11", "0123456789abcdef", `a"b`, `a\b`, "a<b>&c", "tab\t", "café", "\u2028", "\x7f", "~ !"} {
-		var b bytes.Buffer
-		writeString(&b, s)
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "member_add", "@D:2017-12-21T11:01:11", "0123456789abcdef", `a"b`, `a\b`, "a<b>&c", "tab\t", "café", "\u2028", "\u2029", "\x7f", "~ !", "\b\f\r\n\x00\x1f", "bad \xff utf-8", "😀"} {
+		b := appendString([]byte("x"), s)
 		want, _ := json.Marshal(s)
-		if b.String() != string(want) {
-			t.Errorf("writeString(%q) = %s, want %s", s, b.String(), want)
+		if string(b) != "x"+string(want) {
+			t.Errorf("appendString(%q) = %s, want %s", s, b[1:], want)
 		}
 	}
 }

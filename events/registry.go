@@ -66,13 +66,26 @@ func newType[P any, PP interface {
 	*P
 	Payload
 }](name string, id int, desc string, documented bool) Type {
+	info := newTypeInfo(reflect.TypeFor[P]())
+	info.alloc = func() (*Event, Payload, *Time) {
+		b := new(eventBlock[P])
+		return &b.ev, PP(&b.p), &b.ts
+	}
 	return Type{
 		Name:           name,
 		WebhookEventID: id,
 		Description:    desc,
 		Documented:     documented,
-		info:           newTypeInfo(reflect.TypeFor[P]()),
+		info:           info,
 	}
+}
+
+// eventBlock holds an event with its payload and timestamp, so that
+// decoding allocates them once.
+type eventBlock[P any] struct {
+	ev Event
+	p  P
+	ts Time
 }
 
 // Types returns every event type the gateway knows: Emma's 18 webhook events

@@ -1,7 +1,6 @@
 package events
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -63,6 +62,9 @@ func parseTimeValue(s string) (Time, error) {
 	if s == "" || len(s) > 64 {
 		return Time{}, errBadTime
 	}
+	if t, ok := parseWallClock(s); ok {
+		return inRange(Time{Time: t, floating: true})
+	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return inRange(Time{Time: t})
 	}
@@ -76,6 +78,36 @@ func parseTimeValue(s string) (Time, error) {
 		}
 	}
 	return Time{}, errBadTime
+}
+
+// parseWallClock reads Emma's usual form, "2006-01-02T15:04:05" (or with a
+// space for the T), as the first zone-less layouts do, without time.Parse
+// and the errors the zoned layouts tried first would allocate on it. Any
+// other form, or a field out of range, is left to time.Parse: false here
+// only means "not the fast case".
+func parseWallClock(s string) (time.Time, bool) {
+	if len(s) != 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' && s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if t.Day() != d { // the 31st of a 30-day month, February 29th of a common year
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // inRange keeps what the gateway writes readable: RFC 3339 has four-digit
@@ -171,8 +203,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, ok := unquote(string(trimSpace(b)))
+	if !ok {
 		return errBadTime
 	}
 	v, err := parseTime(s)

@@ -11,9 +11,19 @@ type typeInfo struct {
 	rtype reflect.Type
 	// fields by JSON name, aliases included.
 	fields map[string]field
+	// ordered are the canonical fields in the order encoding/json writes
+	// them (struct order, embedded structs in place).
+	ordered []field
+	// encodable is true when every field has a kind the hand-written
+	// encoder knows.
+	encodable bool
 	// keyFields are the fields that can give the Kafka key, in the order of
 	// SPEC section 4: member, mailing, import, group, account.
 	keyFields []keyField
+	// alloc returns a new event, its zero payload and a spare Time for the
+	// payload's timestamp, all in one allocation: a callback's decoding
+	// needs all three, and they live and die together.
+	alloc func() (*Event, Payload, *Time)
 }
 
 type keyField struct {
@@ -27,6 +37,44 @@ type field struct {
 	// strict fields report a value of the wrong type as a validation error;
 	// lenient ones keep it in Extra.
 	strict bool
+	// kind says how the decoder and encoder handle the field without
+	// encoding/json; kindOther falls back to it.
+	kind fieldKind
+}
+
+// fieldKind is the Go type of a payload field, for the hand-written decoder
+// and encoder.
+type fieldKind uint8
+
+const (
+	kindOther     fieldKind = iota // through encoding/json
+	kindID                         // ID
+	kindIDPtr                      // *ID
+	kindCountPtr                   // *Count
+	kindString                     // string
+	kindStringPtr                  // *string
+	kindIDs                        // []ID
+	kindTimePtr                    // *Time
+)
+
+func kindOf(t reflect.Type) fieldKind {
+	switch t {
+	case idType:
+		return kindID
+	case reflect.PointerTo(idType):
+		return kindIDPtr
+	case reflect.PointerTo(countType):
+		return kindCountPtr
+	case reflect.TypeFor[string]():
+		return kindString
+	case reflect.TypeFor[*string]():
+		return kindStringPtr
+	case reflect.SliceOf(idType):
+		return kindIDs
+	case reflect.PointerTo(timeType):
+		return kindTimePtr
+	}
+	return kindOther
 }
 
 // keyOrder is SPEC section 4's order of preference for the message key, with
@@ -60,14 +108,19 @@ func newTypeInfo(t reflect.Type) *typeInfo {
 			// A field is strict when it is validated, or when its type is not
 			// a pointer, slice or string: an int id or time that failed to
 			// decode would otherwise pass as zero.
-			f := field{name: name, index: idx, strict: sf.Tag.Get("validate") != "" || sf.Type.Kind() != reflect.Pointer && sf.Type.Kind() != reflect.Slice}
+			f := field{name: name, index: idx, strict: sf.Tag.Get("validate") != "" || sf.Type.Kind() != reflect.Pointer && sf.Type.Kind() != reflect.Slice, kind: kindOf(sf.Type)}
 			ti.fields[name] = f
+			ti.ordered = append(ti.ordered, f)
 			if alias := sf.Tag.Get("alias"); alias != "" {
 				ti.fields[alias] = f
 			}
 		}
 	}
 	walk(t, nil)
+	ti.encodable = true
+	for _, f := range ti.ordered {
+		ti.encodable = ti.encodable && f.kind != kindOther
+	}
 	for _, k := range keyOrder {
 		if f, ok := ti.fields[k.field]; ok {
 			ti.keyFields = append(ti.keyFields, keyField{f, k.kind})
