@@ -144,10 +144,23 @@ func eventID(src, name string, top, data []member) string {
 }
 
 func appendMember(b []byte, src string, m member) []byte {
-	b = strconv.AppendQuote(b, m.key)
+	b = appendQuote(b, m.key)
 	b = append(b, ':')
 	b = appendCanonical(b, src[m.start:m.end])
 	return append(b, 0)
+}
+
+// appendQuote is strconv.AppendQuote, which the id hashes, with a short
+// way for the plain ASCII names Emma uses.
+func appendQuote(b []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, k)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, k...)
+	return append(b, '"')
 }
 
 // appendCanonical appends the valid JSON value v compacted, its strings

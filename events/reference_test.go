@@ -422,3 +422,11 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendQuoteIsStrconvQuote(t *testing.T) {
+	for _, k := range []string{"", "account_id", `a"b`, `a\b`, "tab\t", "café", "\x7f", "~ !", "\xff", "😀"} {
+		if got := string(appendQuote([]byte("x"), k)); got != "x"+strconv.Quote(k) {
+			t.Errorf("appendQuote(%q) = %s, want %s", k, got[1:], strconv.Quote(k))
+		}
+	}
+}
