@@ -430,3 +430,19 @@ func TestAppendQuoteIsStrconvQuote(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidJSON checks validJSON against json.Valid on what reaches it:
+// UTF-8 within the limits.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range append(referenceCases, `-`, `-0.5e+7`, `01`, `1.`, `1e`, `"\u00e9\uD83D"`, `"\x"`, `"\u12"`, `[1,]`, `{"a":1,}`, `{"a"}`, `nulll`, ` [ ] `, `"`+"\t"+`"`) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) || checkLimits([]byte(s)) != nil {
+			return
+		}
+		if got, want := validJSON(s), json.Valid([]byte(s)); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid %v", s, got, want)
+		}
+	})
+}
