@@ -32,6 +32,7 @@ import (
 	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
@@ -297,16 +298,13 @@ func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRep
 	kcfg := sinks.DefaultConfig()
 	kcfg.TopicTemplate = cfg.topicTemplate
 	if target == "" {
-		g, stop, err := startBenchGateway(ctx, stderr)
+		g, stop, err := startBenchGateway(ctx, getenv, stderr)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
-		target, token, kcfg = "http://"+g.server.Addr().String(), g.cfg.receiver.Tokens[0], g.cfg.kafka
+		target, token, kcfg = g.URL(), g.Config().Receiver.Tokens[0], g.Config().Kafka
 		brokers = kcfg.Brokers
-		if g.broker != nil {
-			brokers = g.broker.Addrs()
-		}
 	}
 	var topics []string
 	for _, t := range append(kcfg.Topics(), kcfg.UnrecognizedTopic) {
@@ -340,38 +338,31 @@ func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRep
 	return rep, nil
 }
 
-// startBenchGateway starts the full gateway in this process: serve's
-// defaults and EMMA_GATEWAY_* variables, an embedded broker unless brokers
-// are configured, a token, the spool armed in a temporary directory, and
-// the tracing SDK (exporting as OTEL_* say: by default not at all). stop
-// shuts it down and removes the temporary spool.
-func startBenchGateway(ctx context.Context, stderr io.Writer) (g *gateway, stop func(), err error) {
-	cfg := defaultServeConfig()
-	if err := serveFlags(&cfg).parse(nil, getenv); err != nil {
-		return nil, nil, fmt.Errorf("%w: gateway settings: %w", errUsage, err)
+// startBenchGateway starts the full gateway in this process, configured
+// as serve is (gateway.Load: serve's defaults and EMMA_GATEWAY_* variables,
+// the routes file included) but on ports the system chooses, with a token,
+// the spool armed in a temporary directory, and the tracing SDK (exporting
+// as OTEL_* say: by default not at all). stop shuts it down and removes the
+// temporary spool.
+func startBenchGateway(ctx context.Context, getenv func(string) string, stderr io.Writer) (g *gateway.Gateway, stop func(), err error) {
+	cfg, err := gateway.Load([]string{"--addr", "127.0.0.1:0", "--embedded-kafka-addr", "127.0.0.1:0"}, getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway settings: %w", err)
 	}
-	cfg.receiver.Addr = "127.0.0.1:0"
-	cfg.embeddedKafkaAddr = "127.0.0.1:0"
-	if len(cfg.receiver.Tokens) == 0 {
+	cfg.Version = version
+	if len(cfg.Receiver.Tokens) == 0 {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
-		cfg.receiver.Tokens = []string{hex.EncodeToString(b)}
-	}
-	embedded := len(cfg.kafka.Brokers) == 0
-	if embedded {
-		cfg.kafka.ReplicationFactor = 1
-	}
-	if cfg.location, err = time.LoadLocation(cfg.timezone); err != nil {
-		return nil, nil, fmt.Errorf("%w: timezone: %w", errUsage, err)
+		cfg.Receiver.Tokens = []string{hex.EncodeToString(b)}
 	}
 	tmp := ""
-	if cfg.kafka.Spool.Dir == "" {
+	if cfg.Kafka.Spool.Dir == "" {
 		if tmp, err = os.MkdirTemp("", "emma-gateway-bench-spool-"); err != nil {
 			return nil, nil, err
 		}
-		cfg.kafka.Spool.Dir = tmp
+		cfg.Kafka.Spool.Dir = tmp
 	}
-	tp, err := tracerProvider(ctx, version)
+	tp, err := gateway.TracerProvider(ctx, version, getenv)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, nil, err
@@ -380,19 +371,16 @@ func startBenchGateway(ctx context.Context, stderr io.Writer) (g *gateway, stop 
 	set := telemetry.Settings{Logger: log, TracerProvider: tp, Registerer: telemetry.NewRegistry()}
 	stop = func() {
 		if g != nil {
-			g.stop()
+			g.Stop()
 		}
 		_ = tp.Shutdown(context.Background())
 		if tmp != "" {
 			os.RemoveAll(tmp)
 		}
 	}
-	if g, err = startGateway(ctx, cfg, embedded, set); err != nil {
+	if g, err = gateway.Start(ctx, cfg, set); err != nil {
 		stop()
 		return nil, nil, err
-	}
-	if embedded {
-		g.cfg.kafka.Brokers = g.broker.Addrs()
 	}
 	return g, stop, nil
 }

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 // These tests keep deploy/ true to the binary: every name, port, path and
@@ -54,16 +55,16 @@ const spoolFlag = "spool-dir"
 // serveEnv is what the binary reads from the environment: each flag of
 // serve by its variable.
 func serveEnv() map[string]*flag.Flag {
-	cfg := defaultServeConfig()
-	fs := serveFlags(&cfg)
+	cfg := gateway.DefaultConfig()
+	fs := gateway.Flags(&cfg, nil)
 	m := map[string]*flag.Flag{}
-	fs.VisitAll(func(f *flag.Flag) { m[fs.envOf(f.Name)] = f })
+	fs.VisitAll(func(f *flag.Flag) { m[fs.EnvOf(f.Name)] = f })
 	return m
 }
 
 func spoolFlagExists() bool {
-	cfg := defaultServeConfig()
-	return serveFlags(&cfg).Lookup(spoolFlag) != nil
+	cfg := gateway.DefaultConfig()
+	return gateway.Flags(&cfg, nil).Lookup(spoolFlag) != nil
 }
 
 // checkEnvNames reports every variable that the gateway would not read:
@@ -83,29 +84,22 @@ func checkEnvNames(t *testing.T, where string, names []string) {
 	}
 }
 
-// effectiveConfig parses env the way serve does and validates the result as
-// serve does: the deployment's values must be ones the binary accepts.
-func effectiveConfig(t *testing.T, where string, env map[string]string) (serveConfig, *flagSet) {
+// effectiveConfig loads env as serve does (gateway.Load): the
+// deployment's values must be ones the binary accepts, with real brokers
+// and tokens.
+func effectiveConfig(t *testing.T, where string, env map[string]string) gateway.Config {
 	t.Helper()
-	cfg := defaultServeConfig()
-	fs := serveFlags(&cfg)
-	fs.SetOutput(new(bytes.Buffer))
-	if err := fs.parse(nil, func(k string) string { return env[k] }); err != nil {
+	cfg, err := gateway.Load(nil, func(k string) string { return env[k] })
+	if err != nil {
 		t.Errorf("%s: the gateway rejects the environment: %v", where, err)
 	}
-	if _, err := time.LoadLocation(cfg.timezone); err != nil {
-		t.Errorf("%s: timezone: %v", where, err)
-	}
-	if err := errors.Join(cfg.receiver.Validate(), cfg.kafka.Validate()); err != nil {
-		t.Errorf("%s: the gateway's configuration is invalid: %v", where, err)
-	}
-	if len(cfg.kafka.Brokers) == 0 {
+	if cfg.Embedded {
 		t.Errorf("%s: no EMMA_GATEWAY_KAFKA_BROKERS: the gateway would start its embedded development broker", where)
 	}
-	if len(cfg.receiver.Tokens) == 0 && !cfg.receiver.AllowUnauthenticated {
+	if len(cfg.Receiver.Tokens) == 0 && !cfg.Receiver.AllowUnauthenticated {
 		t.Errorf("%s: no EMMA_GATEWAY_TOKENS: the gateway refuses to start with real brokers", where)
 	}
-	return cfg, fs
+	return cfg
 }
 
 // listenPort is the port of a listen address such as ":8080"; it fails
@@ -377,7 +371,7 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 
 	env, from := m.containerEnv(t)
 	checkEnvNames(t, "StatefulSet", sortedKeys(env))
-	cfg, fs := effectiveConfig(t, "StatefulSet", env)
+	cfg := effectiveConfig(t, "StatefulSet", env)
 
 	t.Run("secrets come from the Secret, with marked placeholders", func(t *testing.T) {
 		for name, f := range serveEnv() {
@@ -405,10 +399,10 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 		}
 	})
 
-	port := listenPort(t, "StatefulSet --addr", cfg.receiver.Addr)
+	port := listenPort(t, "StatefulSet --addr", cfg.Receiver.Addr)
 	t.Run("ports", func(t *testing.T) {
 		if got := containerPort(t, c, intstr.FromString("http")); got != port {
-			t.Errorf("container port http is %d; the gateway listens on %d (--addr %q)", got, port, cfg.receiver.Addr)
+			t.Errorf("container port http is %d; the gateway listens on %d (--addr %q)", got, port, cfg.Receiver.Addr)
 		}
 		for _, svc := range m.services {
 			for _, sp := range svc.Spec.Ports {
@@ -496,12 +490,8 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 		if !ok || dir != mounts[0] {
 			t.Errorf("%s is %q, the claim is mounted at %q", envName(spoolFlag), dir, mounts[0])
 		}
-		if f := fs.Lookup(spoolFlag); f != nil {
-			if f.Value.String() != mounts[0] {
-				t.Errorf("the gateway's --%s is %q, the claim is mounted at %q", spoolFlag, f.Value.String(), mounts[0])
-			}
-		} else {
-			t.Logf("--%s is not defined yet: checked only that %s is the claim's mount path", spoolFlag, envName(spoolFlag))
+		if cfg.Kafka.Spool.Dir != mounts[0] {
+			t.Errorf("the gateway's --%s is %q, the claim is mounted at %q", spoolFlag, cfg.Kafka.Spool.Dir, mounts[0])
 		}
 		if p := sts.Spec.PersistentVolumeClaimRetentionPolicy; p == nil || p.WhenScaled != appsv1.RetainPersistentVolumeClaimRetentionPolicyType {
 			t.Errorf("a scaled-away replica's spool must be retained, policy %+v", p)
@@ -545,8 +535,8 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 			t.Fatal("no terminationGracePeriodSeconds")
 		}
 		grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-		if grace <= preStop+cfg.shutdownTimeout {
-			t.Errorf("terminationGracePeriodSeconds %s, not longer than preStop %s + shutdown timeout %s", grace, preStop, cfg.shutdownTimeout)
+		if grace <= preStop+cfg.ShutdownTimeout {
+			t.Errorf("terminationGracePeriodSeconds %s, not longer than preStop %s + shutdown timeout %s", grace, preStop, cfg.ShutdownTimeout)
 		}
 	})
 
@@ -606,7 +596,7 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 			}
 		}
 		want := []string{"UDP/53", "TCP/53", "TCP/9092", "TCP/9093", "TCP/4317", "TCP/4318"}
-		for _, b := range cfg.kafka.Brokers {
+		for _, b := range cfg.Kafka.Brokers {
 			_, p, _ := net.SplitHostPort(b)
 			want = append(want, "TCP/"+p)
 		}
@@ -734,8 +724,8 @@ func TestComposeStackMatchesTheBinary(t *testing.T) {
 	}
 	env := envOf(gw)
 	checkEnvNames(t, "compose gateway", sortedKeys(env))
-	cfg, fs := effectiveConfig(t, "compose gateway", env)
-	port := listenPort(t, "compose gateway --addr", cfg.receiver.Addr)
+	cfg := effectiveConfig(t, "compose gateway", env)
+	port := listenPort(t, "compose gateway --addr", cfg.Receiver.Addr)
 	if !publishes(gw, port) {
 		t.Errorf("the gateway's port %d is not published", port)
 	}
@@ -752,7 +742,7 @@ func TestComposeStackMatchesTheBinary(t *testing.T) {
 				advertised[hp] = name
 			}
 		}
-		for _, b := range cfg.kafka.Brokers {
+		for _, b := range cfg.Kafka.Brokers {
 			host, bp, _ := net.SplitHostPort(b)
 			listener, ok := advertised[b]
 			if host != "kafka" || !ok {
@@ -791,8 +781,8 @@ func TestComposeStackMatchesTheBinary(t *testing.T) {
 		if dir == "" || !vol {
 			t.Errorf("%s %q is not a named volume's mount (%+v)", envName(spoolFlag), dir, gw.Volumes)
 		}
-		if f := fs.Lookup(spoolFlag); f != nil && f.Value.String() != dir {
-			t.Errorf("--%s is %q, want %q", spoolFlag, f.Value.String(), dir)
+		if cfg.Kafka.Spool.Dir != dir {
+			t.Errorf("--%s is %q, want %q", spoolFlag, cfg.Kafka.Spool.Dir, dir)
 		}
 		if !gw.ReadOnly {
 			t.Errorf("the gateway's root file system should be read-only, as in Kubernetes")
@@ -827,7 +817,7 @@ func TestComposeStackMatchesTheBinary(t *testing.T) {
 		}
 		script := strings.Join(reg.Command, " ")
 		hook := regexp.MustCompile(`http://gateway:(\d+)/webhooks/emma/([^"\\ ]+)`).FindStringSubmatch(script)
-		if hook == nil || hook[1] != strconv.Itoa(int(port)) || !slices.Contains(cfg.receiver.Tokens, hook[2]) {
+		if hook == nil || hook[1] != strconv.Itoa(int(port)) || !slices.Contains(cfg.Receiver.Tokens, hook[2]) {
 			t.Errorf("register: webhook URL %v: want http://gateway:%d/webhooks/emma/{a token of EMMA_GATEWAY_TOKENS}", hook, port)
 		}
 		if !strings.Contains(script, fmt.Sprintf("http://emulator:%d/", emPort)) {
@@ -928,8 +918,8 @@ func TestImageAndCIBuildWithTheSameScript(t *testing.T) {
 	if regexp.MustCompile(`(?mi)^HEALTHCHECK\b`).MatchString(dockerfile) {
 		t.Errorf("no HEALTHCHECK: the orchestrator probes /healthz and /readyz")
 	}
-	cfg := defaultServeConfig()
-	port := listenPort(t, "default --addr", cfg.receiver.Addr)
+	cfg := gateway.DefaultConfig()
+	port := listenPort(t, "default --addr", cfg.Receiver.Addr)
 	if !regexp.MustCompile(`(?m)^EXPOSE ` + strconv.Itoa(int(port)) + `$`).MatchString(runtime) {
 		t.Errorf("the image does not EXPOSE the default --addr port %d", port)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 // openCallback is a distinct message_open callback for member n.
@@ -115,9 +116,9 @@ func waitDelivered(t *testing.T, brokers []string, topic string, accepted map[st
 // seconds in the middle of a load of 3,000 callbacks at concurrency 16:
 // every event answered 200 must be in Kafka afterwards.
 func TestBrokerFailureMidLoadLosesNoAcceptedEvent(t *testing.T) {
-	tg := startTestGateway(t, func(c *serveConfig) {
-		c.kafka.Spool.Dir = t.TempDir()
-		c.kafka.Spool.After = 300 * time.Millisecond
+	tg := startTestGateway(t, func(c *gateway.Config) {
+		c.Kafka.Spool.Dir = t.TempDir()
+		c.Kafka.Spool.After = 300 * time.Millisecond
 	})
 	failing := &atomic.Bool{}
 	devkafka.FailProduce(tg.broker.Cluster(), failing, "")
@@ -145,9 +146,9 @@ func TestBrokerFailureMidLoadLosesNoAcceptedEvent(t *testing.T) {
 // TestNoSpoolAndBrokerDownIs503 checks that without a spool a callback
 // Kafka does not take is refused, never answered 200.
 func TestNoSpoolAndBrokerDownIs503(t *testing.T) {
-	tg := startTestGateway(t, func(c *serveConfig) {
-		c.kafka.MaxAttempts = 1
-		c.receiver.PublishTimeout = 2 * time.Second
+	tg := startTestGateway(t, func(c *gateway.Config) {
+		c.Kafka.MaxAttempts = 1
+		c.Receiver.PublishTimeout = 2 * time.Second
 	})
 	failing := &atomic.Bool{}
 	failing.Store(true)
@@ -169,10 +170,9 @@ func TestLeaderMovesUnderLoadLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	tg := startTestGateway(t, func(cfg *serveConfig) {
-		cfg.kafka.Brokers = c.ListenAddrs()
-		cfg.kafka.Spool.Dir = t.TempDir()
-		cfg.kafka.Spool.After = 500 * time.Millisecond
+	tg := startTestGatewayWith(t, []string{"--kafka-brokers", strings.Join(c.ListenAddrs(), ","), "--topic-replication-factor", "1"}, func(cfg *gateway.Config) {
+		cfg.Kafka.Spool.Dir = t.TempDir()
+		cfg.Kafka.Spool.After = 500 * time.Millisecond
 	})
 	stop := make(chan struct{})
 	moved := make(chan int)

@@ -19,7 +19,7 @@ import (
 // fireCLI runs emma-gateway emulate fire against the emulator at url.
 func fireCLI(t *testing.T, url string, args ...string) (int, string, string) {
 	t.Helper()
-	return cli(t, append([]string{"emulate", "fire", "--emulator-url", url}, args...)...)
+	return runCLI(t, append([]string{"emulate", "fire", "--emulator-url", url}, args...)...)
 }
 
 func TestEmulateCommandServesPrintsItsSettingsAndFires(t *testing.T) {
@@ -68,7 +68,7 @@ func TestEmulateCommandServesPrintsItsSettingsAndFires(t *testing.T) {
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) }))
 	t.Cleanup(broken.Close)
 	for _, h := range []struct{ event, url string }{{"message_open", ok.URL + "/webhooks/emma/TKN"}, {"group_create", broken.URL + "/x"}} {
-		code, _, errOut := cli(t, "webhooks", "create", "--api-url", api, "--account-id", "4242",
+		code, _, errOut := runCLI(t, "webhooks", "create", "--api-url", api, "--account-id", "4242",
 			"--public-key", emulator.DefaultPublicKey, "--private-key", emulator.DefaultPrivateKey, "--event", h.event, "--url", h.url)
 		if code != 0 {
 			t.Fatalf("create: %s", errOut)
@@ -106,7 +106,7 @@ func TestEmulateFireWithoutEmulator(t *testing.T) {
 }
 
 func TestEmulateRejectsBadConfiguration(t *testing.T) {
-	code, _, errOut := cli(t, "emulate", "--account-id", "0", "--delivery-timeout", "0s")
+	code, _, errOut := runCLI(t, "emulate", "--account-id", "0", "--delivery-timeout", "0s")
 	if code != 2 || !strings.Contains(errOut, "account id must be positive") || !strings.Contains(errOut, "delivery timeout") {
 		t.Fatalf("%d %s", code, errOut)
 	}

@@ -23,7 +23,10 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -37,9 +40,11 @@ var fixedNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 // testGateway runs the real gateway (Echo server, kafka-go sink, embedded
 // kfake broker) on loopback ports chosen by the system.
 type testGateway struct {
-	*gateway
+	*gateway.Gateway
 	url     string
 	brokers []string
+	broker  *devkafka.Broker // nil when the test brings its own cluster
+	kafka   *sinks.Kafka
 	logs    *lockedBuffer
 }
 
@@ -60,16 +65,23 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func startTestGateway(t *testing.T, mutate func(*serveConfig), settings ...func(*telemetry.Settings)) *testGateway {
+func startTestGateway(t *testing.T, mutate func(*gateway.Config), settings ...func(*telemetry.Settings)) *testGateway {
 	t.Helper()
-	cfg := defaultServeConfig()
-	cfg.receiver.Addr = "127.0.0.1:0"
-	cfg.receiver.Tokens = []string{testToken}
-	cfg.embeddedKafkaAddr = "127.0.0.1:0"
-	cfg.kafka.ReplicationFactor = 1
-	cfg.location = time.UTC
-	cfg.now = func() time.Time { return fixedNow }
-	cfg.shutdownTimeout = 5 * time.Second
+	return startTestGatewayWith(t, nil, mutate, settings...)
+}
+
+// startTestGatewayWith starts a gateway configured as serve would be by
+// args (and no environment), on loopback ports the system chooses, then
+// changed by mutate. A test that names brokers in args brings its own
+// cluster; otherwise the gateway starts its embedded one.
+func startTestGatewayWith(t *testing.T, args []string, mutate func(*gateway.Config), settings ...func(*telemetry.Settings)) *testGateway {
+	t.Helper()
+	args = append([]string{"--addr", "127.0.0.1:0", "--tokens", testToken, "--embedded-kafka-addr", "127.0.0.1:0", "--shutdown-timeout", "5s"}, args...)
+	cfg, err := gateway.Load(args, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Now = func() time.Time { return fixedNow }
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -79,25 +91,18 @@ func startTestGateway(t *testing.T, mutate func(*serveConfig), settings ...func(
 	for _, f := range settings {
 		f(&set)
 	}
-	// A test that names brokers brings its own cluster; otherwise the
-	// gateway starts its embedded one.
-	embedded := len(cfg.kafka.Brokers) == 0
-	g, err := startGateway(context.Background(), cfg, embedded, set)
+	g, err := gateway.Start(context.Background(), cfg, set)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		g.stop()
+		g.Stop()
 		_ = tp.Shutdown(context.Background())
 		if t.Failed() {
 			t.Log("gateway log:\n" + logs.String())
 		}
 	})
-	brokers := cfg.kafka.Brokers
-	if embedded {
-		brokers = g.broker.Addrs()
-	}
-	return &testGateway{gateway: g, url: "http://" + g.server.Addr().String(), brokers: brokers, logs: logs}
+	return &testGateway{Gateway: g, url: g.URL(), brokers: g.Config().Kafka.Brokers, broker: g.Broker(), kafka: g.Kafka(), logs: logs}
 }
 
 // callback sends payload by POST (a JSON body) or GET (the payload query
@@ -351,7 +356,7 @@ func headersText(m kafka.Message) string {
 }
 
 func TestTopicsAreCreatedAtStart(t *testing.T) {
-	tg := startTestGateway(t, func(c *serveConfig) { c.kafka.Partitions = 2 })
+	tg := startTestGateway(t, func(c *gateway.Config) { c.Kafka.Partitions = 2 })
 	client := &kafka.Client{Addr: kafka.TCP(tg.brokers...)}
 	md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: tg.kafka.Topics()})
 	if err != nil {

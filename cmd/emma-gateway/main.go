@@ -12,6 +12,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	_ "time/tzdata" // --timezone works in images without zoneinfo
 )
 
@@ -51,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "serve":
-		err = serve(ctx, args, stdout, stderr)
+		err = gateway.Serve(ctx, args, cli.IO{Stdout: stdout, Stderr: stderr, Getenv: getenv}, version)
 	case "tail":
 		err = tail(ctx, args, stdout, stderr)
 	case "webhooks":
@@ -78,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, cli.ErrUsage):
 		fmt.Fprintf(stderr, "emma-gateway %s: %v\n", cmd, err)
 		return 2
 	default:
@@ -108,28 +111,6 @@ func signalContext() (context.Context, func()) {
 		os.Exit(130)
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
-}
-
-// reloadTokensOnHangup rereads the webhook tokens file on each SIGHUP, so
-// that tokens rotate without a restart. A failed reload is logged by the
-// server and keeps the tokens in force. The returned func stops listening.
-func reloadTokensOnHangup(s interface{ ReloadTokens() error }) (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for {
-			select {
-			case <-ch:
-				_ = s.ReloadTokens()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { signal.Stop(ch); close(done); <-finished }
 }
 
 func versionString() string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -24,12 +25,12 @@ func readme(t *testing.T) string {
 // flag of serve, with its environment variable, is in it.
 func TestReadmeDocumentsEveryFlag(t *testing.T) {
 	doc := readme(t)
-	cfg := defaultServeConfig()
-	fs := serveFlags(&cfg)
+	cfg := gateway.DefaultConfig()
+	fs := gateway.Flags(&cfg, nil)
 	fs.VisitAll(func(f *flag.Flag) {
-		row := "| `--" + f.Name + "` | `" + envName(f.Name) + "` |"
+		row := "| `--" + f.Name + "` | `" + fs.EnvOf(f.Name) + "` |"
 		if !strings.Contains(doc, row) {
-			t.Errorf("README lacks the row for --%s (%s)", f.Name, envName(f.Name))
+			t.Errorf("README lacks the row for --%s (%s)", f.Name, fs.EnvOf(f.Name))
 		}
 	})
 }

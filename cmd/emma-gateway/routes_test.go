@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -57,7 +58,7 @@ func ceIDs(t *testing.T, brokers []string, topic string) map[string]string {
 // its own topic, a firehose keyed by member and a per-account topic
 // created on first use.
 func TestFanOutPutsEveryCallbackOnceOnEachDestination(t *testing.T) {
-	tg := startTestGateway(t, func(c *serveConfig) { c.kafka.Routes = writeRoutes(t, fanOutRoutes) })
+	tg := startTestGateway(t, func(c *gateway.Config) { c.Kafka.Routes = writeRoutes(t, fanOutRoutes) })
 	files, _ := filepath.Glob("testdata/callbacks/*.json")
 	byEvent := map[string]string{} // event name -> id
 	for _, f := range files {
@@ -121,12 +122,12 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 			name = "spool"
 		}
 		t.Run(name, func(t *testing.T) {
-			tg := startTestGateway(t, func(c *serveConfig) {
-				c.kafka.Routes = writeRoutes(t, fanOutRoutes)
-				c.kafka.MaxAttempts = 1
+			tg := startTestGateway(t, func(c *gateway.Config) {
+				c.Kafka.Routes = writeRoutes(t, fanOutRoutes)
+				c.Kafka.MaxAttempts = 1
 				if spool {
-					c.kafka.Spool.Dir = t.TempDir()
-					c.kafka.Spool.After = 300 * time.Millisecond
+					c.Kafka.Spool.Dir = t.TempDir()
+					c.Kafka.Spool.After = 300 * time.Millisecond
 				}
 			})
 			failing := &atomic.Bool{}

@@ -37,9 +37,9 @@ func startEmulator(t *testing.T, mutate func(*emulator.Config)) (*emulator.Emula
 	return em, srv.URL
 }
 
-// cli runs emma-gateway with args, as main does, and returns the exit code
+// runCLI runs emma-gateway with args, as main does, and returns the exit code
 // and outputs.
-func cli(t *testing.T, args ...string) (int, string, string) {
+func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := run(args, &stdout, &stderr)
@@ -52,7 +52,7 @@ func webhooksCLI(t *testing.T, api, sub string, args ...string) (int, string, st
 	t.Helper()
 	all := append([]string{"webhooks", sub, "--api-url", api, "--account-id", "100",
 		"--public-key", emuPublic, "--private-key", emuPrivate, "--retries", "1", "--retry-backoff", "1ms"}, args...)
-	code, stdout, stderr := cli(t, all...)
+	code, stdout, stderr := runCLI(t, all...)
 	if strings.Contains(stdout+stderr, emuPrivate) {
 		t.Fatalf("the private key was printed:\n%s\n%s", stdout, stderr)
 	}
@@ -381,7 +381,7 @@ func TestReadmeWebhooksAndEmulateCommandsAreReal(t *testing.T) {
 	}
 	flagRE := regexp.MustCompile(`(?:^|\s)--([a-z][a-z-]*)`)
 	for _, l := range lines {
-		code, stdout, stderr := cli(t, append(strings.Fields(l[1]), "-h")...)
+		code, stdout, stderr := runCLI(t, append(strings.Fields(l[1]), "-h")...)
 		help := stdout + stderr
 		if code != 0 {
 			t.Fatalf("%s -h: exit %d\n%s", l[1], code, help)

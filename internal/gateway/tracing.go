@@ -1,4 +1,4 @@
-package main
+package gateway
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 // OTEL_RESOURCE_ATTRIBUTES name none.
 const defaultServiceName = "emma-gateway"
 
-// tracerProvider builds the tracer provider from the standard OTEL_*
-// environment variables of the process:
+// TracerProvider builds the tracer provider from the standard OTEL_*
+// environment variables (getenv; the resource reads the process's own):
 //
 //   - OTEL_TRACES_EXPORTER: otlp, console or none. Unset, it is otlp when an
 //     OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT or
@@ -35,7 +35,7 @@ const defaultServiceName = "emma-gateway"
 // Spans are made even without an exporter, so that every Kafka message
 // carries a valid traceparent; they are then dropped at once. Shut the
 // provider down to flush what is queued.
-func tracerProvider(ctx context.Context, version string) (*sdktrace.TracerProvider, error) {
+func TracerProvider(ctx context.Context, version string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	res, err := resource.Merge(
 		resource.NewSchemaless(semconv.ServiceName(defaultServiceName), semconv.ServiceVersion(version)),
 		resource.Environment(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
@@ -44,7 +44,7 @@ func tracerProvider(ctx context.Context, version string) (*sdktrace.TracerProvid
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-	exp, err := spanExporter(ctx, os.Getenv)
+	exp, err := spanExporter(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadWithoutBrokersIsDevelopmentMode(t *testing.T) {
+	cfg, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Embedded || !cfg.Receiver.AllowUnauthenticated || cfg.Kafka.ReplicationFactor != 1 {
+		t.Errorf("embedded %v, unauthenticated %v, replication %d", cfg.Embedded, cfg.Receiver.AllowUnauthenticated, cfg.Kafka.ReplicationFactor)
+	}
+	if diff := cmp.Diff([]string{DefaultEmbeddedKafkaAddr}, cfg.Kafka.Brokers); diff != "" {
+		t.Errorf("brokers (-want +got):\n%s", diff)
+	}
+	if cfg.Location == nil || cfg.Location.String() != DefaultTimezone {
+		t.Errorf("location %v, want %s", cfg.Location, DefaultTimezone)
+	}
+}
+
+func TestLoadWithBrokersNeedsTokens(t *testing.T) {
+	cfg, err := Load([]string{"--topic-partitions", "3"}, env(map[string]string{
+		"EMMA_GATEWAY_KAFKA_BROKERS": "k1:9092, k2:9092",
+		"EMMA_GATEWAY_TOKENS":        "0123456789abcdef0123",
+		"EMMA_GATEWAY_TIMEZONE":      "America/Chicago",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Embedded || cfg.Receiver.AllowUnauthenticated || cfg.Kafka.Partitions != 3 || cfg.Location.String() != "America/Chicago" {
+		t.Errorf("embedded %v, unauthenticated %v, partitions %d, location %v", cfg.Embedded, cfg.Receiver.AllowUnauthenticated, cfg.Kafka.Partitions, cfg.Location)
+	}
+	if diff := cmp.Diff([]string{"k1:9092", "k2:9092"}, cfg.Kafka.Brokers); diff != "" {
+		t.Errorf("brokers (-want +got):\n%s", diff)
+	}
+	if _, err := Load([]string{"--kafka-brokers", "k1:9092"}, env(nil)); err == nil {
+		t.Error("real brokers and no token: accepted")
+	}
+}
+
+// TestLoadReportsEveryProblemAtOnce: one run of the binary names all that
+// is wrong, each a usage error, and never echoes a secret.
+func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := Load([]string{"--timezone", "Mars/Olympus", "--log-level", "loud", "--spool-dir", t.TempDir(),
+		"--spool-after", "10s", "--publish-timeout", "5s", "--routes-file", filepath.Join(t.TempDir(), "missing.yaml")},
+		env(map[string]string{"EMMA_GATEWAY_KAFKA_SASL_PASSWORD": "pw-SECRET"}))
+	if !errors.Is(err, cli.ErrUsage) {
+		t.Fatalf("want a usage error, got %v", err)
+	}
+	for _, want := range []string{"Mars/Olympus", "loud", "spool deadline", "missing.yaml"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("error shows a secret: %v", err)
+	}
+	_, err = Load([]string{"extra"}, env(nil))
+	if !errors.Is(err, cli.ErrUsage) {
+		t.Errorf("positional argument: %v", err)
+	}
+}
+
+func TestLoadReadsTheRoutesFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(f, []byte("routes:\n  - events: [\"*\"]\n    topics: [emma.events]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(nil, env(map[string]string{"EMMA_GATEWAY_ROUTES_FILE": f}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Routes == nil || !strings.Contains(strings.Join(cfg.Kafka.Topics(), ","), "emma.events") {
+		t.Errorf("topics %v: the routes file was not applied", cfg.Kafka.Topics())
+	}
+}
+
+func TestStartRefusesAnUnresolvedConfig(t *testing.T) {
+	cfg := DefaultConfig() // no Location: never went through Load
+	cfg.ShutdownTimeout = time.Second
+	if _, err := Start(context.Background(), cfg, telemetry.Settings{}); err == nil || !strings.Contains(err.Error(), "timezone") {
+		t.Errorf("Start: %v", err)
+	}
+}
+
+func TestTracerProviderConfigErrors(t *testing.T) {
+	for _, e := range []map[string]string{
+		{"OTEL_TRACES_EXPORTER": "zipkin"},
+		{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+	} {
+		if _, err := TracerProvider(context.Background(), "test", env(e)); err == nil {
+			t.Errorf("%v: no error", e)
+		}
+	}
+}

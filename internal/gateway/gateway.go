@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
+	"github.com/emma-gateway/emma-gateway/receiver"
+	"github.com/emma-gateway/emma-gateway/schemas"
+	"github.com/emma-gateway/emma-gateway/sinks"
+)
+
+// Gateway is a running gateway: the parts Start wired together.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	broker *devkafka.Broker // nil with real brokers
+	kafka  *sinks.Kafka
+	server *receiver.Server
+}
+
+// Start builds each part from a resolved configuration (see Load), wires
+// them and starts them: the embedded broker when cfg.Embedded, the Kafka
+// sink, then the webhook server. On error it undoes what it started.
+func Start(ctx context.Context, cfg Config, set telemetry.Settings) (_ *Gateway, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	set = set.WithDefaults() // one registry for every part
+	g := &Gateway{cfg: cfg, log: set.Logger}
+	defer func() {
+		if err != nil {
+			g.Stop()
+		}
+	}()
+	if cfg.Embedded {
+		if g.broker, err = devkafka.Start(cfg.EmbeddedKafkaAddr); err != nil {
+			return nil, err
+		}
+		// The broker may listen on a port the system chose.
+		g.cfg.Kafka.Brokers = g.broker.Addrs()
+		g.log.Warn("no Kafka brokers configured: started an embedded in-memory Kafka broker (development only; its data is lost on exit)",
+			"addr", strings.Join(g.broker.Addrs(), ","))
+	}
+	if g.kafka, err = sinks.NewKafka(g.cfg.Kafka, set); err != nil {
+		return nil, err
+	}
+	if err = g.kafka.Start(ctx); err != nil {
+		return nil, err
+	}
+	g.server, err = receiver.New(cfg.Receiver, receiver.Deps{
+		Decoder: events.NewDecoder(events.DecoderConfig{Location: cfg.Location}),
+		Sink:    g.kafka,
+		Ready:   g.ready,
+		Now:     cfg.Now,
+		Mounts:  mounts(set),
+	}, set)
+	if err != nil {
+		return nil, err
+	}
+	if err = g.server.Start(ctx); err != nil {
+		return nil, err
+	}
+	g.log.Info("emma-gateway started", "version", cfg.Version, "kafka_brokers", strings.Join(g.cfg.Kafka.Brokers, ","), "topic_template", cfg.Kafka.TopicTemplate)
+	return g, nil
+}
+
+// Config is the configuration the gateway runs with: Kafka.Brokers are
+// the addresses the sink dials, the embedded broker's real ones included.
+func (g *Gateway) Config() Config { return g.cfg }
+
+// URL is the base URL of the webhook server, e.g. http://127.0.0.1:8080.
+func (g *Gateway) URL() string {
+	scheme := "http"
+	if g.cfg.Receiver.TLSCertFile != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + g.server.Addr().String()
+}
+
+// Server is the webhook server.
+func (g *Gateway) Server() *receiver.Server { return g.server }
+
+// Kafka is the Kafka sink.
+func (g *Gateway) Kafka() *sinks.Kafka { return g.kafka }
+
+// Broker is the embedded development broker; nil with real brokers.
+func (g *Gateway) Broker() *devkafka.Broker { return g.broker }
+
+// Stop shuts down in order: stop accepting and answer what is in flight,
+// flush and close the Kafka writer, stop the embedded broker. Each step is
+// bounded by the shutdown timeout. Safe on a half-started gateway.
+func (g *Gateway) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	if g.server != nil {
+		if err := g.server.Shutdown(ctx); err != nil {
+			g.log.Error("webhook server shutdown", "error", err)
+		}
+	}
+	if g.kafka != nil {
+		if err := g.kafka.Shutdown(ctx); err != nil {
+			g.log.Error("closing the Kafka writer", "error", err)
+		}
+	}
+	if g.broker != nil {
+		if err := g.broker.Shutdown(ctx); err != nil {
+			g.log.Error("embedded broker shutdown", "error", err)
+		}
+	}
+}
+
+// mounts are what the gateway serves beside the webhook: the Prometheus
+// metrics of every part, and the published contract (GET /schemas/, the
+// index, and /schemas/{name}.json).
+func mounts(set telemetry.Settings) []receiver.Mount {
+	m := []receiver.Mount{{Path: "/schemas/*", Handler: schemas.Handler()}}
+	if g, ok := set.Registerer.(prometheus.Gatherer); ok {
+		m = append(m, receiver.Mount{Path: "/metrics", Handler: promhttp.HandlerFor(g, promhttp.HandlerOpts{})})
+	}
+	return m
+}
+
+// ready asks the sink, whose policy it is (with a spool, an unreachable
+// Kafka leaves the gateway able to accept events).
+func (g *Gateway) ready(ctx context.Context) receiver.Readiness {
+	return receiver.Readiness(g.kafka.Health(ctx))
+}
