@@ -29,7 +29,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"

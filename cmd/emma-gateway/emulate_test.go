@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
 )
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/events"
 )
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 )
 
 const (

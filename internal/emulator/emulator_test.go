@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
 )
 

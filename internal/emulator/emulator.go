@@ -21,7 +21,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/emma-gateway/emma-gateway/cmd/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/events"
 )
 
