@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 )
 
 // fireCLI runs emma-gateway emulate fire against the emulator at url.

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/emma-gateway/emma-gateway/internal/bench"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	_ "time/tzdata" // --timezone works in images without zoneinfo
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "routes":
 		err = routesCmd(args, stdout, stderr)
 	case "bench":
-		err = bench(ctx, args, stdout, stderr)
+		err = bench.Run(ctx, args, cli.IO{Stdout: stdout, Stderr: stderr, Getenv: getenv}, version)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	case "help":

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 )
 
 const webhooksUsage = `Usage: emma-gateway webhooks COMMAND [flags]

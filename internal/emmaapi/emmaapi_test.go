@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
-	"github.com/emma-gateway/emma-gateway/events"
 )
 
 const (

@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 )
 
 // Defaults of Config, printed by emma-gateway emulate so a demo can use

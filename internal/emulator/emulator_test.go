@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
-	"github.com/emma-gateway/emma-gateway/events"
 )
 
 var at = time.Date(2026, 11, 20, 10, 1, 2, 0, time.UTC)

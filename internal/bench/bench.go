@@ -1,4 +1,8 @@
-package main
+// Package bench is "emma-gateway bench": a load test of the gateway with
+// delivery verification, beside a no-op Echo baseline under the same load.
+// Without --url it runs the gateway in this process, configured as serve
+// is (gateway.Load).
+package bench
 
 import (
 	"bytes"
@@ -7,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,20 +21,24 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
-	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/sinks"
@@ -57,6 +64,8 @@ type benchConfig struct {
 	timeout       time.Duration
 	cpuProfile    string
 	memProfile    string
+
+	version string // of the binary, for the in-process gateway
 }
 
 // defaultEventMix weighs the event types as an account's traffic does:
@@ -78,11 +87,11 @@ func defaultBenchConfig() benchConfig {
 	}
 }
 
-func benchFlags(cfg *benchConfig) *flagSet {
-	fs := newFlagSet("bench")
+func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
+	fs := cli.NewFlagSet("bench", gateway.EnvPrefix, output)
 	fs.StringVar(&cfg.url, "url", cfg.url, "base URL of a running gateway (e.g. http://127.0.0.1:8080); empty starts one in this process with an embedded broker")
-	fs.Var((*listValue)(&cfg.brokers), "brokers", "Kafka brokers of the gateway at --url, for delivery verification")
-	fs.Var((*secretValue)(&cfg.token), "token", "webhook token of the gateway at --url")
+	fs.Var((*cli.List)(&cfg.brokers), "brokers", "Kafka brokers of the gateway at --url, for delivery verification")
+	fs.Var((*cli.Secret)(&cfg.token), "token", "webhook token of the gateway at --url")
 	fs.StringVar(&cfg.topicTemplate, "topic-template", cfg.topicTemplate, "topic template of the gateway at --url")
 	fs.IntVar(&cfg.connections, "connections", cfg.connections, "concurrent clients (closed loop) or most requests in flight (open loop)")
 	fs.Float64Var(&cfg.rate, "rate", cfg.rate, "open loop: requests per second, latency measured from each request's intended send time (0: closed loop)")
@@ -101,22 +110,25 @@ func benchFlags(cfg *benchConfig) *flagSet {
 	// Not EMMA_GATEWAY_*: serve's variables configure the in-process
 	// gateway (EMMA_GATEWAY_KAFKA_BATCH_TIMEOUT, ...), so bench's own are
 	// kept apart.
-	fs.VisitAll(func(f *flag.Flag) {
-		fs.env[f.Name] = envPrefix + "BENCH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-	})
+	fs.EnvPrefix(gateway.EnvPrefix + "BENCH_")
 	return fs
 }
 
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// Run is "emma-gateway bench": it parses args (and the
+// EMMA_GATEWAY_BENCH_* variables), measures, prints the report, and fails
+// when an accepted event is missing from Kafka. The in-process gateway
+// reads serve's EMMA_GATEWAY_* variables from env.Getenv. version is the
+// binary's.
+func Run(ctx context.Context, args []string, env cli.IO, version string) error {
 	cfg := defaultBenchConfig()
-	fs := benchFlags(&cfg)
-	fs.SetOutput(stderr)
-	if err := fs.parseFlagsOnly(args); err != nil {
+	cfg.version = version
+	if err := benchFlags(&cfg, env.Stderr).ParseNoArgs(args, env.Getenv); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
+	stdout := env.Stdout
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err != nil {
@@ -128,7 +140,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	rep, err := runBench(ctx, cfg, stderr)
+	rep, err := runBench(ctx, cfg, env)
 	if cfg.memProfile != "" {
 		if f, ferr := os.Create(cfg.memProfile); ferr == nil {
 			_ = pprof.Lookup("allocs").WriteTo(f, 0)
@@ -163,6 +175,15 @@ func (c benchConfig) validate() error {
 	}
 	if c.duration <= 0 && c.requests <= 0 {
 		errs = append(errs, errors.New("give a --duration or a number of --requests"))
+	}
+	if c.url != "" {
+		// Checked here, once: a bad URL would otherwise fail every
+		// request (or panic building the first one).
+		if u, err := url.Parse(c.url); err != nil {
+			errs = append(errs, fmt.Errorf("--url %q is not a URL: %w", c.url, err))
+		} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--url %q: want an absolute http:// or https:// URL such as http://127.0.0.1:8080", c.url))
+		}
 	}
 	if c.url != "" && c.verify && len(c.brokers) == 0 {
 		errs = append(errs, errors.New("--url needs --brokers to verify delivery (or --verify=false)"))
@@ -223,7 +244,7 @@ type benchReport struct {
 	Baseline *benchResult `json:"baseline,omitempty"`
 	// Ratio is the gateway's throughput over the baseline's.
 	Ratio float64 `json:"ratio,omitempty"`
-	// PeakRSSBytes is this process's peak resident set (VmHWM): with an
+	// PeakRSSBytes is this process's peak resident set: with an
 	// in-process gateway it includes the load generator and the embedded
 	// broker, which keeps every message in memory.
 	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
@@ -270,13 +291,15 @@ type verification struct {
 	Found    int      `json:"found"`
 	Missing  int      `json:"missing"`
 	Lost     []string `json:"missing_event_ids,omitempty"` // all of them
+	// Topics are those read: the gateway's, routes file included.
+	Topics []string `json:"topics"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // runBench measures the baseline (if asked) and the gateway, and verifies
 // delivery. A report is returned whenever some measurement was made.
-func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchReport, error) {
+func runBench(ctx context.Context, cfg benchConfig, env cli.IO) (*benchReport, error) {
 	mix, err := parseEventMix(cfg.events)
 	if err != nil {
 		return nil, err
@@ -298,7 +321,7 @@ func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRep
 	kcfg := sinks.DefaultConfig()
 	kcfg.TopicTemplate = cfg.topicTemplate
 	if target == "" {
-		g, stop, err := startBenchGateway(ctx, getenv, stderr)
+		g, stop, err := startBenchGateway(ctx, cfg.version, env.Getenv, env.Stderr)
 		if err != nil {
 			return nil, err
 		}
@@ -308,7 +331,7 @@ func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRep
 	}
 	var topics []string
 	for _, t := range append(kcfg.Topics(), kcfg.UnrecognizedTopic) {
-		if t != kcfg.DeadLetterTopic {
+		if t != kcfg.DeadLetterTopic && !slices.Contains(topics, t) {
 			topics = append(topics, t)
 		}
 	}
@@ -333,6 +356,7 @@ func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRep
 		if rep.Gateway.Verification, err = verify(ctx, brokers, topics, start, rep.Gateway.accepted); err != nil {
 			return rep, fmt.Errorf("delivery verification: %w", err)
 		}
+		rep.Gateway.Verification.Topics = topics
 	}
 	rep.PeakRSSBytes = peakRSS()
 	return rep, nil
@@ -344,7 +368,7 @@ func runBench(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRep
 // the spool armed in a temporary directory, and the tracing SDK (exporting
 // as OTEL_* say: by default not at all). stop shuts it down and removes the
 // temporary spool.
-func startBenchGateway(ctx context.Context, getenv func(string) string, stderr io.Writer) (g *gateway.Gateway, stop func(), err error) {
+func startBenchGateway(ctx context.Context, version string, getenv func(string) string, stderr io.Writer) (g *gateway.Gateway, stop func(), err error) {
 	cfg, err := gateway.Load([]string{"--addr", "127.0.0.1:0", "--embedded-kafka-addr", "127.0.0.1:0"}, getenv)
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway settings: %w", err)
@@ -466,11 +490,16 @@ func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, path, shownURL,
 		name := mix.pick(r)
 		payload, _ := json.Marshal(emulator.Payload(name, cfg.account, n, at, nil))
 		var req *http.Request
+		var err error
 		if r.Float64() < cfg.getRatio {
-			req, _ = http.NewRequest(http.MethodGet, path+"?payload="+url.QueryEscape(string(payload)), nil)
-		} else {
-			req, _ = http.NewRequest(http.MethodPost, path, bytes.NewReader(payload))
+			req, err = http.NewRequest(http.MethodGet, path+"?payload="+url.QueryEscape(string(payload)), nil)
+		} else if req, err = http.NewRequest(http.MethodPost, path, bytes.NewReader(payload)); err == nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if err != nil {
+			// validate rules this out; never panic on it.
+			w.errors["bad request: "+err.Error()]++
+			return
 		}
 		if due.IsZero() {
 			due = time.Now()
@@ -650,37 +679,29 @@ func verify(ctx context.Context, brokers, topics []string, start map[string]map[
 		return nil, err
 	}
 	var (
-		mu    sync.Mutex
-		seen  = make(map[string]struct{}, len(accepted))
-		errs  []error
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, 16)
+		mu   sync.Mutex
+		seen = make(map[string]struct{}, len(accepted))
 	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16) // partitions read at once
 	for topic, parts := range end {
 		for p, last := range parts {
 			first := start[topic][p]
 			if last <= first {
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				slots <- struct{}{}
-				defer func() { <-slots }()
-				ids, err := readIDs(ctx, brokers, topic, p, first, last)
+			g.Go(func() error {
+				ids, err := readIDs(gctx, brokers, topic, p, first, last)
 				mu.Lock()
 				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, err)
-				}
 				for _, id := range ids {
 					seen[id] = struct{}{}
 				}
-			}()
+				return err
+			})
 		}
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	var lost []string
@@ -729,19 +750,14 @@ func readIDs(ctx context.Context, brokers []string, topic string, partition int,
 	}
 }
 
-// peakRSS is this process's peak resident set size (Linux), 0 elsewhere.
+// peakRSS is this process's peak resident set size, 0 where getrusage
+// does not say.
 func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return ru.Maxrss << 10 // kilobytes on Linux
 }
 
 func cpuModel() string {

@@ -1,16 +1,25 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/emma-gateway/emma-gateway/internal/cli"
 )
+
+func noEnv(string) string { return "" }
 
 // TestBenchSmokeLosesNothing runs bench in this process against the full
 // gateway (embedded broker, spool, tracing) for a short while at low
@@ -28,7 +37,7 @@ func TestBenchSmokeLosesNothing(t *testing.T) {
 	cfg.getRatio = 0.3
 	cfg.baseline = true
 	var stderr bytes.Buffer
-	rep, err := runBench(context.Background(), cfg, &stderr)
+	rep, err := runBench(context.Background(), cfg, cli.IO{Stderr: &stderr, Getenv: noEnv})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -59,9 +68,9 @@ func TestBenchSmokeLosesNothing(t *testing.T) {
 // serve's, which configure the in-process gateway.
 func TestBenchFlagsReadTheirOwnEnvironment(t *testing.T) {
 	cfg := defaultBenchConfig()
-	fs := benchFlags(&cfg)
+	fs := benchFlags(&cfg, nil)
 	env := map[string]string{"EMMA_GATEWAY_BENCH_CONNECTIONS": "7", "EMMA_GATEWAY_BENCH_RATE": "500", "EMMA_GATEWAY_CONNECTIONS": "99"}
-	if err := fs.parse([]string{"--duration", "3s"}, func(k string) string { return env[k] }); err != nil {
+	if err := fs.ParseNoArgs([]string{"--duration", "3s"}, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.connections != 7 || cfg.rate != 500 || cfg.duration != 3*time.Second {
@@ -128,5 +137,52 @@ func TestHistogramQuantilesWithinOneBucket(t *testing.T) {
 		if bucketOf(upperOf(i)) != i || bucketOf(upperOf(i)+1) != i+1 {
 			t.Fatalf("bucket %d: upper %d maps to %d", i, upperOf(i), bucketOf(upperOf(i)))
 		}
+	}
+}
+
+// TestBenchHonoursTheRoutesFile: the in-process gateway is configured as
+// serve is, EMMA_GATEWAY_ROUTES_FILE included, so that a routed set-up can
+// be measured; every accepted event is then found on the routed topic.
+func TestBenchHonoursTheRoutesFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway and loads it")
+	}
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	if err := os.WriteFile(routes, []byte("routes:\n  - events: [\"*\"]\n    topics: [bench.firehose]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultBenchConfig()
+	cfg.connections, cfg.requests, cfg.duration, cfg.warmup = 2, 50, 0, 0
+	env := map[string]string{"EMMA_GATEWAY_ROUTES_FILE": routes}
+	var stderr bytes.Buffer
+	rep, err := runBench(context.Background(), cfg, cli.IO{Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	v := rep.Gateway.Verification
+	if diff := cmp.Diff([]string{"bench.firehose", "emma.unrecognized"}, v.Topics); diff != "" {
+		t.Errorf("topics read (-want +got):\n%s", diff)
+	}
+	if v.Accepted == 0 || v.Missing != 0 {
+		t.Errorf("%d accepted, %d missing from the routed topic", v.Accepted, v.Missing)
+	}
+}
+
+// TestBenchRejectsABadURLUpFront: a URL that does not parse, or has no
+// scheme, is one clear usage error before any load is sent (it used to
+// panic, or count every request as an "other" error).
+func TestBenchRejectsABadURLUpFront(t *testing.T) {
+	for _, u := range []string{"http://[::1", "127.0.0.1:8080", "localhost:8080", "/webhooks/emma", "ftp://127.0.0.1:21"} {
+		t.Run(u, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := Run(context.Background(), []string{"--url", u, "--verify=false", "--requests", "5", "--warmup", "0"},
+				cli.IO{Stdout: &stdout, Stderr: &stderr, Getenv: noEnv}, "test")
+			if !errors.Is(err, cli.ErrUsage) || !strings.Contains(err.Error(), "--url") {
+				t.Fatalf("want a usage error naming --url, got %v", err)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("a report was printed:\n%s", stdout.String())
+			}
+		})
 	}
 }
