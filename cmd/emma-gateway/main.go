@@ -16,6 +16,7 @@ import (
 	"github.com/emma-gateway/emma-gateway/internal/bench"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
+	"github.com/emma-gateway/emma-gateway/internal/tail"
 	_ "time/tzdata" // --timezone works in images without zoneinfo
 )
 
@@ -57,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = gateway.Serve(ctx, args, cli.IO{Stdout: stdout, Stderr: stderr, Getenv: getenv}, version)
 	case "tail":
-		err = tail(ctx, args, stdout, stderr)
+		err = tail.Run(ctx, args, cli.IO{Stdout: stdout, Stderr: stderr, Getenv: getenv})
 	case "webhooks":
 		err = webhooks(ctx, args, stdout, stderr)
 		if errors.Is(err, errPendingChanges) {

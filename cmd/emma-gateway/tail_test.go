@@ -15,6 +15,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/tail"
 	"github.com/emma-gateway/emma-gateway/schemas"
 )
 
@@ -28,7 +30,9 @@ func runTail(t *testing.T, tg *testGateway, want int, args ...string) []string {
 	out, errOut := &lockedBuffer{}, &lockedBuffer{}
 	done := make(chan error, 1)
 	args = append([]string{"--kafka-brokers", strings.Join(tg.brokers, ","), "--from-beginning"}, args...)
-	go func() { done <- tail(ctx, args, out, errOut) }()
+	go func() {
+		done <- tail.Run(ctx, args, cli.IO{Stdout: out, Stderr: errOut, Getenv: func(string) string { return "" }})
+	}()
 	lines := func() []string {
 		s := strings.TrimSuffix(out.String(), "\n")
 		if s == "" {
@@ -126,7 +130,7 @@ func TestTailDecodesFiltersAndValidates(t *testing.T) {
 		deadletter := schemaFor(t, schemas.URL(schemas.DeadLetter))
 		seen := map[string]int{}
 		for _, line := range runTail(t, tg, 22) {
-			var l tailLine
+			var l tail.Line
 			if err := json.Unmarshal([]byte(line), &l); err != nil {
 				t.Fatalf("%s: %v", line, err)
 			}
@@ -155,25 +159,25 @@ func TestTailDecodesFiltersAndValidates(t *testing.T) {
 		name   string
 		args   []string
 		want   int
-		accept func(l tailLine) bool
+		accept func(l tail.Line) bool
 	}{
 		// A dead letter passes by the event_name it had.
-		{"by event name", []string{"--events", "member_add,message_open"}, 4, func(l tailLine) bool {
+		{"by event name", []string{"--events", "member_add,message_open"}, 4, func(l tail.Line) bool {
 			return l.Event == "member_add" || l.Event == "message_open" && (l.Topic == "emma.message_open" || l.Headers["emma_reason"] == "invalid")
 		}},
-		{"by account", []string{"--accounts", "42"}, 1, func(l tailLine) bool { return strings.Contains(string(l.Value), `"account_id":42,`) }},
+		{"by account", []string{"--accounts", "42"}, 1, func(l tail.Line) bool { return strings.Contains(string(l.Value), `"account_id":42,`) }},
 		// Twelve typed events name member 6160010079; the unrecognized one
 		// has it only in extra, and the dead letter has no typed event.
-		{"by member", []string{"--members", "6160010079,5"}, 12, func(l tailLine) bool {
+		{"by member", []string{"--members", "6160010079,5"}, 12, func(l tail.Line) bool {
 			return strings.Contains(string(l.Value), `"member_id":6160010079,`) && l.Topic != "emma.unrecognized"
 		}},
-		{"by event, account and member", []string{"--events", "message_open", "--accounts", "1743199", "--members", "6160010079"}, 1, func(l tailLine) bool {
+		{"by event, account and member", []string{"--events", "message_open", "--accounts", "1743199", "--members", "6160010079"}, 1, func(l tail.Line) bool {
 			return l.Event == "message_open" && strings.Contains(string(l.Value), `"account_id":1743199,`)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, line := range runTail(t, tg, tc.want, tc.args...) {
-				var l tailLine
+				var l tail.Line
 				if err := json.Unmarshal([]byte(line), &l); err != nil || !tc.accept(l) {
 					t.Errorf("unexpected line (%v): %s", err, line)
 				}
@@ -197,18 +201,6 @@ func TestTailDecodesFiltersAndValidates(t *testing.T) {
 			t.Fatalf("member_add row %q", memberAdd)
 		}
 	})
-}
-
-func TestTailRefusesBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"--format", "yaml"},
-		{"--accounts", "acme"},
-		{"--members", "-3"},
-	} {
-		if err := tail(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "usage") && !strings.Contains(err.Error(), args[0]) {
-			t.Errorf("tail %v: %v", args, err)
-		}
-	}
 }
 
 // TestGatewayServesSchemas reads the contract from a running gateway: the

@@ -1,12 +1,13 @@
-package main
+// Package tail is "emma-gateway tail": it prints the messages arriving on
+// the gateway's topics, decoded into typed events (kafkaevents.Decode),
+// filtered by event, account or member.
+package tail
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,25 +15,38 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
+	"github.com/emma-gateway/emma-gateway/internal/retry"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
-// tail prints the messages arriving on the gateway's topics: one JSON object
+// topicWait is how long tail waits for its topics to exist: it is often
+// started before the gateway.
+const topicWait = 30 * time.Second
+
+// Run prints the messages arriving on the gateway's topics: one JSON object
 // a line (topic, partition, offset, key, event, headers and the value), or
 // with --format table one aligned row a message. Messages are decoded into
 // typed events (kafkaevents.Decode), which the --events, --accounts and
-// --members filters read.
-func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// --members filters read. It runs until ctx is done; it fails when it can
+// read nothing (no broker, no topic) or a partition cannot be read.
+func Run(ctx context.Context, args []string, env cli.IO) error {
+	return run(ctx, args, env, topicWait)
+}
+
+func run(ctx context.Context, args []string, env cli.IO, topicWait time.Duration) error {
+	stdout, stderr := env.Stdout, env.Stderr
 	kcfg := sinks.DefaultConfig()
-	var brokers, topics, names, accounts, members listValue
+	var brokers, topics, names, accounts, members cli.List
 	format := "json"
-	embeddedAddr := "127.0.0.1:9092"
+	embeddedAddr := gateway.DefaultEmbeddedKafkaAddr
 	fromBeginning := false
-	fs := newFlagSet("tail")
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("tail", gateway.EnvPrefix, stderr)
 	fs.Var(&brokers, "kafka-brokers", "comma-separated Kafka brokers (default: the embedded broker's address)")
 	fs.StringVar(&embeddedAddr, "embedded-kafka-addr", embeddedAddr, "address of a gateway's embedded broker")
 	fs.StringVar(&kcfg.TopicTemplate, "topic-template", kcfg.TopicTemplate, "the gateway's topic template")
@@ -53,34 +67,32 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&k.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "do not verify the brokers' certificates (never in production)")
 	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", "", "SASL user name")
-	fs.Var((*secretValue)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
+	fs.Var((*cli.Secret)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
 	// tail reads EMMA_GATEWAY_* like serve, so one environment serves both;
 	// only its own flags are TAIL_-specific.
-	fs.env["topics"], fs.env["events"], fs.env["from-beginning"] = envPrefix+"TAIL_TOPICS", envPrefix+"TAIL_EVENTS", envPrefix+"TAIL_FROM_BEGINNING"
-	fs.env["accounts"], fs.env["members"], fs.env["format"] = envPrefix+"TAIL_ACCOUNTS", envPrefix+"TAIL_MEMBERS", envPrefix+"TAIL_FORMAT"
-	if err := fs.parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+	for _, n := range []string{"topics", "events", "from-beginning", "accounts", "members", "format"} {
+		fs.SetEnv(n, gateway.EnvPrefix+"TAIL_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 	}
-	filter, err := newTailFilter(names, accounts, members)
+	if err := fs.ParseNoArgs(args, env.Getenv); err != nil {
+		return err
+	}
+	filter, err := newFilter(names, accounts, members)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
-	var print func(tailLine)
+	var print func(Line)
 	switch format {
 	case "json":
 		enc := json.NewEncoder(stdout)
-		print = func(l tailLine) { _ = enc.Encode(l) }
+		print = func(l Line) { _ = enc.Encode(l) }
 	case "table":
 		fmt.Fprintf(stdout, tableFormat, "RECEIVED", "EVENT", "ACCOUNT", "MEMBER", "KEY", "TOPIC/PARTITION@OFFSET", "EVENT ID / DETAIL")
-		print = func(l tailLine) { fmt.Fprint(stdout, l.row()) }
+		print = func(l Line) { fmt.Fprint(stdout, l.row()) }
 	default:
-		return fmt.Errorf("%w: --format %q: want json or table", errUsage, format)
+		return cli.Usagef("--format %q: want json or table", format)
 	}
 	if len(brokers) == 0 {
-		brokers = listValue{embeddedAddr}
+		brokers = cli.List{embeddedAddr}
 	}
 	if len(topics) == 0 {
 		topics = kcfg.Topics()
@@ -92,32 +104,35 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	transport, dialer, err := kcfg.Connection()
 	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
-	partitions, err := topicPartitions(ctx, brokers, topics, transport)
+	partitions, err := topicPartitions(ctx, brokers, topics, transport, topicWait)
 	if err != nil {
 		return err
 	}
+	if len(partitions) == 0 {
+		return fmt.Errorf("nothing to read: the topics %s have no partitions", strings.Join(topics, ","))
+	}
 	fmt.Fprintf(stderr, "tail: reading %d partitions of %d topics from %s; Ctrl-C to stop\n", len(partitions), len(topics), strings.Join(brokers, ","))
 
+	// A partition that cannot be read stops tail with its error: printing
+	// part of the stream and exiting 0 would pass for "no events".
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx)
 	for _, tp := range partitions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: tp.Topic, Partition: tp.ID, MaxWait: 200 * time.Millisecond, Dialer: dialer})
 			defer r.Close()
 			if err := r.SetOffset(start); err != nil {
-				return
+				return fmt.Errorf("%s/%d: %w", tp.Topic, tp.ID, err)
 			}
 			for {
-				m, err := r.ReadMessage(ctx)
+				m, err := r.ReadMessage(gctx)
 				if err != nil {
-					if ctx.Err() == nil {
-						fmt.Fprintf(stderr, "tail: %s/%d: %v\n", tp.Topic, tp.ID, err)
+					if gctx.Err() != nil {
+						return nil // stopped: by ctx, or by another reader's error
 					}
-					return
+					return fmt.Errorf("cannot read %s/%d from %s: %w", tp.Topic, tp.ID, strings.Join(brokers, ","), err)
 				}
 				line := printable(m)
 				if !filter.match(line) {
@@ -127,14 +142,13 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				print(line)
 				mu.Unlock()
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	return nil
+	return g.Wait()
 }
 
-// tailLine is what tail prints for one message.
-type tailLine struct {
+// Line is what tail prints for one message, as JSON.
+type Line struct {
 	Topic     string            `json:"topic"`
 	Partition int               `json:"partition"`
 	Offset    int64             `json:"offset"`
@@ -149,8 +163,8 @@ type tailLine struct {
 	err error
 }
 
-func printable(m kafka.Message) tailLine {
-	l := tailLine{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Headers: map[string]string{}}
+func printable(m kafka.Message) Line {
+	l := Line{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Headers: map[string]string{}}
 	for _, h := range m.Headers {
 		l.Headers[h.Key] = string(h.Value)
 	}
@@ -171,9 +185,9 @@ func printable(m kafka.Message) tailLine {
 
 // topicPartitions lists the partitions of topics, waiting (boundedly) for
 // the topics to exist: tail is often started before the gateway.
-func topicPartitions(ctx context.Context, brokers, topics []string, transport *kafka.Transport) ([]kafka.Partition, error) {
+func topicPartitions(ctx context.Context, brokers, topics []string, transport *kafka.Transport, wait time.Duration) ([]kafka.Partition, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second, Transport: transport}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 		var parts []kafka.Partition
@@ -192,29 +206,34 @@ func topicPartitions(ctx context.Context, brokers, topics []string, transport *k
 		}
 		// Waiting cures a broker or topic still coming up, not credentials.
 		if time.Now().After(deadline) || errors.Is(err, kafka.SASLAuthenticationFailed) {
-			if err == nil {
+			switch {
+			case err == nil:
 				err = fmt.Errorf("%d of the topics do not exist; is the gateway running?", missing)
+			case errors.Is(err, kafka.SASLAuthenticationFailed):
+				err = fmt.Errorf("the brokers at %s refuse the credentials: %w", strings.Join(brokers, ","), err)
+			default:
+				err = fmt.Errorf("no broker answers at %s: %w", strings.Join(brokers, ","), err)
 			}
-			return nil, fmt.Errorf("tail: %w", err)
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(retry.Jitter(time.Second)):
 		}
 	}
 }
 
-// tailFilter keeps the messages tail prints. Dead letters carry no typed
+// filter keeps the messages tail prints. Dead letters carry no typed
 // event: they pass the event filter by their emma_event_name header, and
 // never pass an account or member filter.
-type tailFilter struct {
+type filter struct {
 	events            []string
 	accounts, members []events.ID
 }
 
-func newTailFilter(names, accounts, members []string) (tailFilter, error) {
-	f := tailFilter{events: names}
+func newFilter(names, accounts, members []string) (filter, error) {
+	f := filter{events: names}
 	var errs []error
 	parse := func(flag string, in []string) []events.ID {
 		var ids []events.ID
@@ -233,7 +252,7 @@ func newTailFilter(names, accounts, members []string) (tailFilter, error) {
 	return f, errors.Join(errs...)
 }
 
-func (f tailFilter) match(l tailLine) bool {
+func (f filter) match(l Line) bool {
 	if len(f.events) > 0 && !slices.Contains(f.events, l.Event) {
 		return false
 	}
@@ -261,7 +280,7 @@ func memberOf(ev *events.Event) (events.ID, bool) {
 // tableFormat lays out one row of --format table.
 const tableFormat = "%-24s %-26s %-10s %-12s %-12s %-32s %s\n"
 
-func (l tailLine) row() string {
+func (l Line) row() string {
 	where := l.Topic + "/" + strconv.Itoa(l.Partition) + "@" + strconv.FormatInt(l.Offset, 10)
 	if l.ev == nil {
 		detail := l.Headers[kafkaevents.HeaderDeadReason] + ": " + l.Headers[kafkaevents.HeaderDeadDetail]
