@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
 )
 
@@ -170,7 +171,7 @@ func emulateFire(ctx context.Context, args []string, stdout, stderr io.Writer, g
 				if d.Error != "" {
 					status, answer = "-", d.Error
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.WebhookID, d.Method, status, redactURL(d.URL), oneLine(answer, 120))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.WebhookID, d.Method, status, emmaapi.RedactURL(d.URL), oneLine(answer, 120))
 			}
 			_ = tw.Flush()
 		}

@@ -250,7 +250,7 @@ func (o *webhooksOptions) create(ctx context.Context, c *emmaapi.Client, pos []s
 	if o.json {
 		return o.printJSON(map[string]int64{"webhook_id": id})
 	}
-	fmt.Fprintf(o.out, "created webhook %d: %s %s %s\n", id, p.Event, orDefault(p.Method, http.MethodPost), o.redact(p.URL))
+	fmt.Fprintf(o.out, "created webhook %d: %s %s %s\n", id, p.Event, cmp.Or(p.Method, http.MethodPost), o.redact(p.URL))
 	return nil
 }
 
@@ -346,14 +346,6 @@ func checkParams(p emmaapi.WebhookParams) error {
 	return errors.Join(errs...)
 }
 
-// orDefault is s, or def when s is empty.
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func (o *webhooksOptions) printJSON(v any) error {
 	enc := json.NewEncoder(o.out)
 	enc.SetIndent("", "  ")
@@ -385,50 +377,7 @@ func (o *webhooksOptions) redact(u string) string {
 	if o.showTokens {
 		return u
 	}
-	return redactURL(u)
-}
-
-// gatewayPath is where the gateway's token sits in its webhook URL
-// (/webhooks/emma/{token}), possibly behind a path prefix.
-const gatewayPath = "/webhooks/emma/"
-
-// redactURL hides the secrets a registered URL may carry: the gateway
-// token (path segment or token parameter) and a userinfo password.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "***")
-		}
-	}
-	if i := strings.Index(u.Path, gatewayPath); i >= 0 && len(u.Path) > i+len(gatewayPath) {
-		u.Path = u.Path[:i+len(gatewayPath)] + "***"
-		u.RawPath = ""
-	}
-	if q := u.Query(); q.Has("token") {
-		q.Set("token", "***")
-		u.RawQuery = q.Encode()
-	}
-	return strings.NewReplacer("%2A%2A%2A", "***", ":%2A%2A%2A@", ":***@").Replace(u.String())
-}
-
-// gatewayIdentity is what makes a registered URL this gateway's: scheme,
-// host and path, without the token segment, the query and the userinfo,
-// so that a URL with a rotated token (in the path or as ?token=) is the
-// same gateway and is updated rather than registered a second time.
-func gatewayIdentity(s string) (string, bool) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "", false
-	}
-	p := u.Path
-	if i := strings.Index(p, gatewayPath); i >= 0 {
-		p = p[:i+len(gatewayPath)-1]
-	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimSuffix(p, "/"), true
+	return emmaapi.RedactURL(u)
 }
 
 // syncOptions are the flags of webhooks sync.
@@ -438,68 +387,6 @@ type syncOptions struct {
 	method string
 	prune  bool
 	dryRun bool
-}
-
-// syncAction is one step of a sync plan.
-type syncAction struct {
-	// Action is create, update, delete or keep.
-	Action    string `json:"action"`
-	Event     string `json:"event"`
-	WebhookID int64  `json:"webhook_id,omitempty"`
-	Method    string `json:"method"`
-	URL       string `json:"url"`
-	// From is the registration an update or delete changes.
-	From *emmaapi.Webhook `json:"from,omitempty"`
-}
-
-// syncPlan computes what makes the registrations of gateway URL target
-// match want: for each wanted event, keep a registration that already has
-// the URL and method, else update one of this gateway's, else create one;
-// with prune, delete this gateway's registrations of unwanted events and
-// duplicates. Registrations of other URLs are never touched.
-func syncPlan(current []emmaapi.Webhook, target, method string, want []string, prune bool) []syncAction {
-	id, _ := gatewayIdentity(target)
-	ours := map[string][]emmaapi.Webhook{}
-	for _, wh := range current {
-		if wid, ok := gatewayIdentity(wh.URL); ok && wid == id {
-			ours[wh.Event] = append(ours[wh.Event], wh)
-		}
-	}
-	var plan []syncAction
-	wanted := map[string]bool{}
-	for _, ev := range want {
-		wanted[ev] = true
-		regs := ours[ev]
-		slices.SortFunc(regs, func(a, b emmaapi.Webhook) int { return cmp.Compare(a.ID, b.ID) })
-		keep := slices.IndexFunc(regs, func(wh emmaapi.Webhook) bool {
-			return wh.URL == target && strings.EqualFold(orDefault(wh.Method, http.MethodPost), method)
-		})
-		switch {
-		case keep >= 0:
-			plan = append(plan, syncAction{Action: "keep", Event: ev, WebhookID: regs[keep].ID, Method: method, URL: target})
-		case len(regs) > 0:
-			keep = 0
-			from := regs[0]
-			plan = append(plan, syncAction{Action: "update", Event: ev, WebhookID: from.ID, Method: method, URL: target, From: &from})
-		default:
-			plan = append(plan, syncAction{Action: "create", Event: ev, Method: method, URL: target})
-		}
-		if prune {
-			for i, wh := range regs {
-				if i != keep {
-					plan = append(plan, syncAction{Action: "delete", Event: ev, WebhookID: wh.ID, Method: wh.Method, URL: wh.URL, From: &wh})
-				}
-			}
-		}
-	}
-	if prune {
-		for _, wh := range current {
-			if wid, ok := gatewayIdentity(wh.URL); ok && wid == id && !wanted[wh.Event] {
-				plan = append(plan, syncAction{Action: "delete", Event: wh.Event, WebhookID: wh.ID, Method: wh.Method, URL: wh.URL, From: &wh})
-			}
-		}
-	}
-	return plan
 }
 
 func (o *webhooksOptions) sync(ctx context.Context, c *emmaapi.Client, pos []string, s *syncOptions, stdout io.Writer) error {
@@ -545,7 +432,7 @@ func (o *webhooksOptions) sync(ctx context.Context, c *emmaapi.Client, pos []str
 	if err != nil {
 		return err
 	}
-	plan := syncPlan(current, s.url, s.method, want, s.prune)
+	plan := emmaapi.Plan(current, s.url, s.method, want, s.prune)
 	changes := 0
 	for _, a := range plan {
 		if a.Action != "keep" {
@@ -555,7 +442,7 @@ func (o *webhooksOptions) sync(ctx context.Context, c *emmaapi.Client, pos []str
 	if !s.dryRun {
 		// Creates and updates before deletes: a sync stopped half-way
 		// leaves registrations behind, never an event without one.
-		slices.SortStableFunc(plan, func(a, b syncAction) int {
+		slices.SortStableFunc(plan, func(a, b emmaapi.SyncAction) int {
 			return boolInt(a.Action == "delete") - boolInt(b.Action == "delete")
 		})
 		for i, a := range plan {
@@ -588,7 +475,7 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (o *webhooksOptions) printPlan(w io.Writer, plan []syncAction, dryRun bool) {
+func (o *webhooksOptions) printPlan(w io.Writer, plan []emmaapi.SyncAction, dryRun bool) {
 	counts := map[string]int{}
 	for i, a := range plan {
 		counts[a.Action]++

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"io"
@@ -144,5 +145,48 @@ func TestUsageKeepsTheMessage(t *testing.T) {
 	}
 	if Usage(nil) != nil {
 		t.Error("Usage(nil) is not nil")
+	}
+}
+
+type exit3 struct{}
+
+func (exit3) Error() string { return "changes pending" }
+func (exit3) ExitCode() int { return 3 }
+
+func TestProgramDispatchesAndMapsExitCodes(t *testing.T) {
+	var ran []string
+	cmd := func(name string, err error) *Command {
+		return &Command{Name: name, Short: name + " [flags]", Run: func(_ context.Context, args []string, _ IO) error {
+			ran = append(ran, name+" "+strings.Join(args, " "))
+			return err
+		}}
+	}
+	p := &Program{Name: "prog", Summary: "prog: a test.", Commands: []*Command{
+		cmd("serve", nil), cmd("bad", Usagef("no such flag")), cmd("fail", errors.New("broker down")),
+		cmd("drift", exit3{}), cmd("help-me", flag.ErrHelp),
+	}}
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		ran, inErr string
+	}{
+		{nil, 0, "serve ", ""},
+		{[]string{"--addr", ":1"}, 0, "serve --addr :1", ""},
+		{[]string{"bad", "x"}, 2, "bad x", "prog bad: no such flag"},
+		{[]string{"fail"}, 1, "fail ", "prog fail: broker down"},
+		{[]string{"drift"}, 3, "drift ", ""},
+		{[]string{"help-me"}, 0, "help-me ", ""},
+		{[]string{"nope"}, 2, "", `unknown command "nope"`},
+		{[]string{"help"}, 0, "", ""},
+	} {
+		ran = nil
+		var stdout, stderr bytes.Buffer
+		code := p.Run(context.Background(), tc.args, IO{Stdout: &stdout, Stderr: &stderr})
+		if code != tc.code || strings.Join(ran, "") != tc.ran || (tc.inErr == "") != (stderr.Len() == 0) || !strings.Contains(stderr.String(), tc.inErr) {
+			t.Errorf("%q: code %d, ran %q, stderr %q", tc.args, code, ran, stderr.String())
+		}
+	}
+	if u := p.Usage(); !strings.Contains(u, "  prog drift [flags]\n") {
+		t.Errorf("usage:\n%s", u)
 	}
 }

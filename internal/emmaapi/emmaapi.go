@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/emma-gateway/emma-gateway/internal/retry"
 )
 
 // DefaultBaseURL is Emma's API root; the account id follows it.
@@ -335,13 +337,13 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		}
 		status, answer, retryAfter, err := c.attempt(ctx, method, path, body)
 		var sentinel error
-		retry := false
+		again := false
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
 				return fmt.Errorf("emma api: %s %s: %w", method, path, ctx.Err())
 			}
-			sentinel, retry = ErrUnavailable, idempotent
+			sentinel, again = ErrUnavailable, idempotent
 		case status >= 200 && status < 300:
 			if err := json.Unmarshal(answer, out); err != nil {
 				return fmt.Errorf("emma api: %s %s: %w: %v", method, path, ErrBadResponse, err)
@@ -352,16 +354,18 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		case status == http.StatusNotFound:
 			sentinel = ErrNotFound
 		case status == http.StatusForbidden || status == http.StatusTooManyRequests:
-			sentinel, retry = ErrRateLimited, true
+			sentinel, again = ErrRateLimited, true
 		case status >= 500:
-			sentinel, retry = ErrUnavailable, idempotent
+			sentinel, again = ErrUnavailable, idempotent
 		default:
 			sentinel = ErrBadRequest
 		}
-		if !retry || attempt >= c.cfg.MaxRetries {
+		if !again || attempt >= c.cfg.MaxRetries {
 			return &Error{Method: method, Path: path, Status: status, Detail: detail(answer, err), Err: sentinel}
 		}
-		wait := backoff
+		// Jittered, so that clients failing together do not retry in step;
+		// a Retry-After is Emma's own word and is kept.
+		wait := retry.Jitter(backoff)
 		if retryAfter > 0 {
 			wait = retryAfter
 		}
