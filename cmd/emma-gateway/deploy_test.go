@@ -33,6 +33,7 @@ import (
 	k8sjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
@@ -60,6 +61,12 @@ func serveEnv() map[string]*flag.Flag {
 	m := map[string]*flag.Flag{}
 	fs.VisitAll(func(f *flag.Flag) { m[fs.EnvOf(f.Name)] = f })
 	return m
+}
+
+// envName is the variable serve reads for a flag.
+func envName(flag string) string {
+	cfg := gateway.DefaultConfig()
+	return gateway.Flags(&cfg, nil).EnvOf(flag)
 }
 
 func spoolFlagExists() bool {
@@ -376,7 +383,7 @@ func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
 	t.Run("secrets come from the Secret, with marked placeholders", func(t *testing.T) {
 		for name, f := range serveEnv() {
 			switch f.Value.(type) {
-			case *secretValue, *secretList:
+			case *cli.Secret, *cli.SecretList:
 				if src, ok := from[name]; ok && src != "Secret" {
 					t.Errorf("%s (a secret) is set from a %s", name, src)
 				}

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/emulate"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/testutil"
 )
 
 // fireCLI runs emma-gateway emulate fire against the emulator at url.
@@ -29,7 +32,7 @@ func TestEmulateCommandServesPrintsItsSettingsAndFires(t *testing.T) {
 	env := map[string]string{"EMMA_GATEWAY_EMULATE_ADDR": "127.0.0.1:0", "EMMA_GATEWAY_EMULATE_ACCOUNT_ID": "4242"}
 	done := make(chan error, 1)
 	go func() {
-		done <- emulateServe(ctx, nil, stdout, &stderr, func(k string) string { return env[k] })
+		done <- emulate.Run(ctx, nil, cli.IO{Stdout: stdout, Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -44,14 +47,12 @@ func TestEmulateCommandServesPrintsItsSettingsAndFires(t *testing.T) {
 	})
 	apiRE := regexp.MustCompile(`EMMA_API_URL=(http://127\.0\.0\.1:\d+)\n`)
 	var api string
-	for deadline := time.Now().Add(10 * time.Second); api == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	testutil.Eventually(t, 10*time.Second, "printing its banner", func() bool {
 		if m := apiRE.FindStringSubmatch(stdout.String()); m != nil {
 			api = m[1]
 		}
-	}
-	if api == "" {
-		t.Fatalf("no banner: %s %s", stdout.String(), stderr.String())
-	}
+		return api != ""
+	})
 	for _, w := range []string{"EMMA_ACCOUNT_ID=4242", "EMMA_PUBLIC_API_KEY=" + emulator.DefaultPublicKey, "EMMA_PRIVATE_API_KEY=" + emulator.DefaultPrivateKey} {
 		if !strings.Contains(stdout.String(), w) {
 			t.Errorf("banner lacks %q:\n%s", w, stdout.String())

@@ -79,3 +79,27 @@ func TestReadmeRoutesExampleIsValid(t *testing.T) {
 		t.Fatalf("message_open of 1743199 goes to %+v", ds)
 	}
 }
+
+// TestReadmeWebhooksAndEmulateCommandsAreReal keeps the README's
+// "Registering with Emma" commands true: every flag they use is one the
+// command's -h lists.
+func TestReadmeWebhooksAndEmulateCommandsAreReal(t *testing.T) {
+	doc := readme(t)
+	lines := regexp.MustCompile(`(?m)emma-gateway ((?:webhooks (?:sync|list|get|events|create|update|delete))|emulate fire|emulate)\b(.*)$`).FindAllStringSubmatch(doc, -1)
+	if len(lines) < 5 {
+		t.Fatalf("README shows %d webhooks/emulate commands", len(lines))
+	}
+	flagRE := regexp.MustCompile(`(?:^|\s)--([a-z][a-z-]*)`)
+	for _, l := range lines {
+		code, stdout, stderr := runCLI(t, append(strings.Fields(l[1]), "-h")...)
+		help := stdout + stderr
+		if code != 0 {
+			t.Fatalf("%s -h: exit %d\n%s", l[1], code, help)
+		}
+		for _, f := range flagRE.FindAllStringSubmatch(l[2], -1) {
+			if !regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(f[1]) + `\b`).MatchString(help) {
+				t.Errorf("README: %s has no flag --%s", l[1], f[1])
+			}
+		}
+	}
+}

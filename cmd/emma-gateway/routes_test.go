@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -162,33 +161,5 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestRoutesCheckCommand(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	_ = os.WriteFile(good, []byte(fanOutRoutes+"  - events: [member_update]\n    drop: true\n"), 0o600)
-	var out, errb bytes.Buffer
-	if code := run([]string{"routes", "check", "--account", "42", good}, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	for _, want := range []string{
-		"message_open              42       emma.message_open (default, binary), emma.events (member_id, binary), emma.account.42 (default, binary)",
-		"member_update             42       dropped",
-		"created at start: emma.deadletter, emma.events,",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
-	if strings.Count(out.String(), "\n") < 21 {
-		t.Errorf("not every event type is listed:\n%s", out.String())
-	}
-	bad := filepath.Join(dir, "bad.yaml")
-	_ = os.WriteFile(bad, []byte("routes:\n  - events: [mesage_open]\n    topics: [x]\n"), 0o600)
-	errb.Reset()
-	if code := run([]string{"routes", "check", bad}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown event "mesage_open"`) {
-		t.Fatalf("bad file: exit %d: %s", code, errb.String())
 	}
 }

@@ -1,11 +1,13 @@
-package main
+// Package webhooks is "emma-gateway webhooks": it manages the Emma
+// account's webhook registrations through the API client and the sync
+// planner of package emmaapi.
+package webhooks
 
 import (
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +18,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 const webhooksUsage = `Usage: emma-gateway webhooks COMMAND [flags]
@@ -45,29 +49,35 @@ limited, unreachable); 2 usage or configuration error; 3 sync --dry-run found
 changes to make.
 `
 
-// errPendingChanges is returned by sync --dry-run when Emma's registrations
+// ErrPendingChanges is returned by sync --dry-run when Emma's registrations
 // differ from the wanted ones: exit code 3, so that a script or CI job can
-// detect drift without changing anything.
-var errPendingChanges = errors.New("changes pending")
+// detect drift without changing anything. The plan is already printed.
+var ErrPendingChanges error = pendingChanges{}
+
+type pendingChanges struct{}
+
+func (pendingChanges) Error() string { return "changes pending" }
+
+// ExitCode implements cli.ExitCoder.
+func (pendingChanges) ExitCode() int { return 3 }
 
 // webhooksOptions are the flags every webhooks command shares.
 type webhooksOptions struct {
 	api        emmaapi.Config
-	publicKey  secretValue
-	privateKey secretValue
+	publicKey  cli.Secret
+	privateKey cli.Secret
 	json       bool
 	showTokens bool
 	out        io.Writer
 }
 
-func webhooks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return webhooksCmd(ctx, args, stdout, stderr, getenv)
-}
-
-func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+// Run runs "emma-gateway webhooks COMMAND" with the arguments after
+// "webhooks".
+func Run(ctx context.Context, args []string, env cli.IO) error {
+	stdout, stderr := env.Stdout, env.Stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, webhooksUsage)
-		return fmt.Errorf("%w: missing command", errUsage)
+		return cli.Usagef("missing command")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
@@ -77,11 +87,10 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	case "list", "get", "events", "create", "update", "delete", "sync":
 	default:
 		fmt.Fprint(stderr, webhooksUsage)
-		return fmt.Errorf("%w: unknown command %q", errUsage, sub)
+		return cli.Usagef("unknown command %q", sub)
 	}
 	o := &webhooksOptions{api: emmaapi.DefaultConfig()}
-	fs := newFlagSet("webhooks " + sub)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("webhooks "+sub, gateway.EnvPrefix, stderr)
 	fs.StringVar(&o.api.BaseURL, "api-url", o.api.BaseURL, "Emma's API root (the account id follows it)")
 	fs.StringVar(&o.api.AccountID, "account-id", "", "the Emma account id")
 	fs.Var(&o.publicKey, "public-key", "the account's public API key (prefer the environment variable)")
@@ -92,10 +101,12 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	fs.BoolVar(&o.showTokens, "show-tokens", false, "print the gateway tokens in URLs instead of ***")
 	// Emma's own variables, as SPEC names them; the rest are EMMA_GATEWAY_WEBHOOKS_*.
-	fs.env["api-url"], fs.env["account-id"] = "EMMA_API_URL", "EMMA_ACCOUNT_ID"
-	fs.env["public-key"], fs.env["private-key"] = "EMMA_PUBLIC_API_KEY", "EMMA_PRIVATE_API_KEY"
+	fs.SetEnv("api-url", "EMMA_API_URL")
+	fs.SetEnv("account-id", "EMMA_ACCOUNT_ID")
+	fs.SetEnv("public-key", "EMMA_PUBLIC_API_KEY")
+	fs.SetEnv("private-key", "EMMA_PRIVATE_API_KEY")
 	for _, n := range []string{"timeout", "retries", "retry-backoff", "json", "show-tokens"} {
-		fs.env[n] = envPrefix + "WEBHOOKS_" + strings.ToUpper(strings.ReplaceAll(n, "-", "_"))
+		fs.SetEnv(n, gateway.EnvPrefix+"WEBHOOKS_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 	}
 	var run func(context.Context, *emmaapi.Client, []string) error
 	switch sub {
@@ -123,68 +134,35 @@ func webhooksCmd(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			return o.delete(ctx, c, pos, all, yes)
 		}
 	case "sync":
-		s := &syncOptions{method: http.MethodPost, events: listValue{"all"}}
+		s := &syncOptions{method: http.MethodPost, events: cli.List{"all"}}
 		fs.StringVar(&s.url, "url", "", "the gateway's webhook URL, e.g. https://gw.example.com/webhooks/emma/TOKEN")
 		fs.Var(&s.events, "events", "comma-separated events to register, or all (every event Emma lists); names may be added to all")
 		fs.StringVar(&s.method, "method", s.method, "POST or GET")
 		fs.BoolVar(&s.prune, "prune", false, "delete this gateway's registrations of events not wanted, and duplicates")
 		fs.BoolVar(&s.dryRun, "dry-run", false, "print the plan, change nothing (exit 3 if there are changes)")
 		for _, n := range []string{"url", "events", "method", "prune", "dry-run"} {
-			fs.env[n] = envPrefix + "WEBHOOKS_SYNC_" + strings.ToUpper(strings.ReplaceAll(n, "-", "_"))
+			fs.SetEnv(n, gateway.EnvPrefix+"WEBHOOKS_SYNC_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 		}
 		run = func(ctx context.Context, c *emmaapi.Client, pos []string) error {
 			return o.sync(ctx, c, pos, s, stdout)
 		}
 	}
-	pos, err := parseInterspersed(fs, args, getenv)
+	pos, err := fs.Parse(args, env.Getenv)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return err
 	}
 	o.api.PublicKey, o.api.PrivateKey = string(o.publicKey), string(o.privateKey)
 	client, err := emmaapi.New(o.api)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
 	o.out = stdout
 	return run(ctx, client, pos)
 }
 
-// parseInterspersed parses flags wherever they are among the positional
-// arguments (emma-gateway webhooks get 100 --json), which flag.Parse alone
-// does not, and returns the positional ones.
-func parseInterspersed(fs *flagSet, args []string, getenv func(string) string) ([]string, error) {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		if f := fs.Lookup(name); f != nil && i+1 < len(args) {
-			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
-				i++
-				flags = append(flags, args[i])
-			}
-		}
-	}
-	return pos, fs.parse(flags, getenv)
-}
-
 func (o *webhooksOptions) list(ctx context.Context, c *emmaapi.Client, pos []string) error {
 	if len(pos) != 0 {
-		return fmt.Errorf("%w: list takes no arguments", errUsage)
+		return cli.Usagef("list takes no arguments")
 	}
 	list, err := c.List(ctx)
 	if err != nil {
@@ -195,7 +173,7 @@ func (o *webhooksOptions) list(ctx context.Context, c *emmaapi.Client, pos []str
 
 func (o *webhooksOptions) get(ctx context.Context, c *emmaapi.Client, pos []string) error {
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: get takes one webhook id", errUsage)
+		return cli.Usagef("get takes one webhook id")
 	}
 	id, err := webhookID(pos[0])
 	if err != nil {
@@ -213,7 +191,7 @@ func (o *webhooksOptions) get(ctx context.Context, c *emmaapi.Client, pos []stri
 
 func (o *webhooksOptions) events(ctx context.Context, c *emmaapi.Client, pos []string) error {
 	if len(pos) != 0 {
-		return fmt.Errorf("%w: events takes no arguments", errUsage)
+		return cli.Usagef("events takes no arguments")
 	}
 	types, err := c.EventTypes(ctx)
 	if err != nil {
@@ -240,7 +218,7 @@ func (o *webhooksOptions) create(ctx context.Context, c *emmaapi.Client, pos []s
 	}
 	errs = append(errs, checkParams(p))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
 	p.Method = strings.ToUpper(p.Method)
 	id, err := c.Create(ctx, p)
@@ -264,7 +242,7 @@ func (o *webhooksOptions) update(ctx context.Context, c *emmaapi.Client, pos []s
 	}
 	errs = append(errs, checkParams(p))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
 	id, err := webhookID(pos[0])
 	if err != nil {
@@ -284,9 +262,9 @@ func (o *webhooksOptions) update(ctx context.Context, c *emmaapi.Client, pos []s
 func (o *webhooksOptions) delete(ctx context.Context, c *emmaapi.Client, pos []string, all, yes bool) error {
 	switch {
 	case all && len(pos) > 0:
-		return fmt.Errorf("%w: give webhook ids or --all, not both", errUsage)
+		return cli.Usagef("give webhook ids or --all, not both")
 	case all && !yes:
-		return fmt.Errorf("%w: --all deletes every webhook of the account: add --yes", errUsage)
+		return cli.Usagef("--all deletes every webhook of the account: add --yes")
 	case all:
 		if err := c.DeleteAll(ctx); err != nil {
 			return err
@@ -297,7 +275,7 @@ func (o *webhooksOptions) delete(ctx context.Context, c *emmaapi.Client, pos []s
 		fmt.Fprintln(o.out, "deleted every webhook of the account")
 		return nil
 	case len(pos) == 0:
-		return fmt.Errorf("%w: delete takes webhook ids (or --all --yes)", errUsage)
+		return cli.Usagef("delete takes webhook ids (or --all --yes)")
 	}
 	ids := make([]int64, 0, len(pos))
 	for _, p := range pos {
@@ -326,7 +304,7 @@ func (o *webhooksOptions) delete(ctx context.Context, c *emmaapi.Client, pos []s
 func webhookID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: %q is not a webhook id", errUsage, s)
+		return 0, cli.Usagef("%q is not a webhook id", s)
 	}
 	return id, nil
 }
@@ -383,7 +361,7 @@ func (o *webhooksOptions) redact(u string) string {
 // syncOptions are the flags of webhooks sync.
 type syncOptions struct {
 	url    string
-	events listValue
+	events cli.List
 	method string
 	prune  bool
 	dryRun bool
@@ -408,7 +386,7 @@ func (o *webhooksOptions) sync(ctx context.Context, c *emmaapi.Client, pos []str
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
 	var want []string
 	for _, ev := range s.events {
@@ -463,7 +441,7 @@ func (o *webhooksOptions) sync(ctx context.Context, c *emmaapi.Client, pos []str
 	}
 	o.printPlan(stdout, plan, s.dryRun)
 	if s.dryRun && changes > 0 {
-		return errPendingChanges
+		return ErrPendingChanges
 	}
 	return nil
 }

@@ -1,11 +1,11 @@
-package main
+// Package emulate is "emma-gateway emulate": it runs the Emma webhook API
+// emulator (package emulator) or asks a running one to fire a callback.
+package emulate
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 const emulateUsage = `Usage:
@@ -25,25 +27,18 @@ The emulator serves /{account_id}/webhooks like Emma (Basic auth, 403 beyond
 --calls-per-minute) and POST /_emulator/fire, GET /_emulator/deliveries.
 `
 
-// emulate runs the emulator until ctx ends, or fires an event on a running
-// one.
-func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// Run runs the emulator until ctx ends ("emulate"), or fires an event on
+// a running one ("emulate fire EVENT").
+func Run(ctx context.Context, args []string, env cli.IO) error {
 	if len(args) > 0 && args[0] == "fire" {
-		return emulateFire(ctx, args[1:], stdout, stderr, getenv)
+		return fire(ctx, args[1:], env.Stdout, env.Stderr, env.Getenv)
 	}
-	return emulateServe(ctx, args, stdout, stderr, getenv)
+	return serve(ctx, args, env.Stdout, env.Stderr, env.Getenv)
 }
 
-func emulateEnv(fs *flagSet, names ...string) {
-	for _, n := range names {
-		fs.env[n] = envPrefix + "EMULATE_" + strings.ToUpper(strings.ReplaceAll(n, "-", "_"))
-	}
-}
-
-func emulateServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg := emulator.DefaultConfig()
-	fs := newFlagSet("emulate")
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("emulate", gateway.EnvPrefix, stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, emulateUsage+"\nFlags:\n"); fs.PrintDefaults() }
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (keep it on loopback: the emulator has no real security)")
 	fs.Int64Var(&cfg.AccountID, "account-id", cfg.AccountID, "the emulated account id")
@@ -51,19 +46,13 @@ func emulateServe(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	fs.StringVar(&cfg.PrivateKey, "private-key", cfg.PrivateKey, "the private API key it accepts")
 	fs.IntVar(&cfg.CallsPerMinute, "calls-per-minute", cfg.CallsPerMinute, "API rate limit, answered 403 beyond like Emma's (0: none)")
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", cfg.DeliveryTimeout, "timeout of one callback")
-	emulateEnv(fs, "addr", "account-id", "public-key", "private-key", "calls-per-minute", "delivery-timeout")
-	if err := fs.parse(args, getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	fs.EnvPrefix(gateway.EnvPrefix + "EMULATE_")
+	if err := fs.ParseNoArgs(args, getenv); err != nil {
+		return err
 	}
 	em, err := emulator.New(cfg)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return cli.Usage(err)
 	}
 	if err := em.Start(); err != nil {
 		return err
@@ -94,35 +83,31 @@ deliveries:     curl %[1]s/_emulator/deliveries
 	return nil
 }
 
-func emulateFire(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func fire(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	base := "http://" + emulator.DefaultAddr
 	var accountID int64
 	var data string
 	asJSON := false
 	timeout := time.Minute
-	fs := newFlagSet("emulate fire")
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("emulate fire", gateway.EnvPrefix, stderr)
 	fs.StringVar(&base, "emulator-url", base, "the running emulator")
 	fs.Int64Var(&accountID, "account-id", 0, "account_id of the payload (default the emulator's)")
 	fs.StringVar(&data, "data", "", `JSON object of fields to set in the payload's data, e.g. '{"subject":"Hi"}'`)
 	fs.BoolVar(&asJSON, "json", false, "print the emulator's JSON answer")
 	fs.DurationVar(&timeout, "timeout", timeout, "how long to wait for every delivery")
-	fs.env["emulator-url"] = envPrefix + "EMULATE_URL"
-	fs.env["account-id"], fs.env["data"], fs.env["json"], fs.env["timeout"] = envPrefix+"EMULATE_FIRE_ACCOUNT_ID", envPrefix+"EMULATE_FIRE_DATA", envPrefix+"EMULATE_FIRE_JSON", envPrefix+"EMULATE_FIRE_TIMEOUT"
-	pos, err := parseInterspersed(fs, args, getenv)
+	fs.SetEnv("emulator-url", gateway.EnvPrefix+"EMULATE_URL")
+	fs.EnvPrefix(gateway.EnvPrefix + "EMULATE_FIRE_")
+	pos, err := fs.Parse(args, getenv)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: fire takes one event name, e.g. emma-gateway emulate fire message_open", errUsage)
+		return cli.Usagef("fire takes one event name, e.g. emma-gateway emulate fire message_open")
 	}
 	req := emulator.FireRequest{Event: pos[0], AccountID: accountID}
 	if data != "" {
 		if err := json.Unmarshal([]byte(data), &req.Data); err != nil {
-			return fmt.Errorf("%w: --data is not a JSON object: %w", errUsage, err)
+			return cli.Usagef("--data is not a JSON object: %w", err)
 		}
 	}
 	body, _ := json.Marshal(req)
@@ -130,7 +115,7 @@ func emulateFire(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/_emulator/fire", bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%w: --emulator-url: %w", errUsage, err)
+		return cli.Usagef("--emulator-url: %w", err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(hreq)

@@ -1,44 +1,44 @@
-package main
+// Package routes is "emma-gateway routes check FILE": it validates a
+// routes file and prints where each event type would go.
+package routes
 
 import (
-	"errors"
-	"flag"
+	"context"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
+	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
-// routesCmd is "emma-gateway routes check FILE": it validates a routes file
-// and prints, for each event type and a sample account, where the event
-// would go.
-func routesCmd(args []string, stdout, stderr io.Writer) error {
+// Run is "emma-gateway routes check FILE": it validates a routes file and
+// prints, for each event type and a sample account, where the event would
+// go.
+func Run(_ context.Context, args []string, env cli.IO) error {
+	stdout := env.Stdout
 	if len(args) == 0 || args[0] != "check" {
-		return fmt.Errorf("%w: usage: emma-gateway routes check [--account ID] [--topic-template T] FILE", errUsage)
+		return cli.Usagef("usage: emma-gateway routes check [--account ID] [--topic-template T] FILE")
 	}
 	kcfg := sinks.DefaultConfig()
 	var account int64 = 1743199
-	fs := newFlagSet("routes check")
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("routes check", gateway.EnvPrefix, env.Stderr)
 	fs.Int64Var(&account, "account", account, "the sample account id")
 	fs.StringVar(&kcfg.TopicTemplate, "topic-template", kcfg.TopicTemplate, "the gateway's topic template, for events no rule takes")
-	fs.env["account"] = envPrefix + "ROUTES_ACCOUNT"
-	if err := fs.parse(args[1:], getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: routes check takes one file", errUsage)
-	}
-	r, err := sinks.LoadRoutes(fs.Arg(0))
+	fs.SetEnv("account", gateway.EnvPrefix+"ROUTES_ACCOUNT")
+	pos, err := fs.Parse(args[1:], env.Getenv)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return err
+	}
+	if len(pos) != 1 {
+		return cli.Usagef("routes check takes one file")
+	}
+	r, err := sinks.LoadRoutes(pos[0])
+	if err != nil {
+		return cli.Usage(err)
 	}
 	kcfg.Routes = r
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
