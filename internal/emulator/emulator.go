@@ -424,13 +424,16 @@ func (e *Emulator) create(r *http.Request) (any, error) {
 }
 
 func (e *Emulator) update(r *http.Request) (any, error) {
+	// The body is read before the lock is taken: a slow client must not
+	// stall every other call. An unknown id still answers 404 first.
+	p, perr := readParams(r)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	wh, err := e.lookup(r)
 	if err != nil {
 		return nil, err
 	}
-	p, err := readParams(r)
+	err = perr
 	if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusBadRequest {
 		// Emma's documented answer to an update that failed.
 		return false, nil

@@ -289,3 +289,49 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowUpdateBodyDoesNotStallOtherCalls: an update whose body is still
+// arriving holds no lock, so the other API calls are answered meanwhile.
+func TestSlowUpdateBodyDoesNotStallOtherCalls(t *testing.T) {
+	_, srv := start(t, nil)
+	if status, body := raw(t, srv, http.MethodPost, "/100/webhooks", `{"event":"message_open","url":"https://gw.example.com/webhooks/emma/t"}`, true); status != 200 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() }) // before the server closes: it waits for the handler
+	req, err := http.NewRequest(http.MethodPut, srv.URL+"/100/webhooks/1024", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(emulator.DefaultPublicKey, emulator.DefaultPrivateKey)
+	done := make(chan int, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	if _, err := pw.Write([]byte(`{"method":`)); err != nil { // half a body: the handler is reading
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	list, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/100/webhooks", nil)
+	list.SetBasicAuth(emulator.DefaultPublicKey, emulator.DefaultPrivateKey)
+	res, err := http.DefaultClient.Do(list)
+	if err != nil {
+		t.Fatalf("list while an update body is arriving: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("list: %d", res.StatusCode)
+	}
+	_, _ = pw.Write([]byte(`"GET"}`))
+	pw.Close()
+	if status := <-done; status != 200 {
+		t.Fatalf("update: %d", status)
+	}
+}
