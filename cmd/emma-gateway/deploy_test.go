@@ -371,6 +371,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // TestKubernetesManifestsMatchTheBinary decodes every manifest strictly
 // and checks the names, values, ports and mounts the gateway reads.
 func TestKubernetesManifestsMatchTheBinary(t *testing.T) {
+	t.Parallel()
 	m := loadK8s(t)
 	sts := m.statefulSet
 	pod := sts.Spec.Template.Spec
@@ -938,6 +939,9 @@ func TestImageAndCIBuildWithTheSameScript(t *testing.T) {
 		}
 	}
 	// And it works: the binary it builds reports the version it was given.
+	if testing.Short() {
+		t.Skip("-short: builds and runs the binary")
+	}
 	out := filepath.Join(t.TempDir(), "emma-gateway")
 	if b, err := exec.Command("bash", filepath.Join(deployDir, "build.sh"), out, "v0.0.0-deploytest").CombinedOutput(); err != nil {
 		t.Fatalf("deploy/build.sh: %v\n%s", err, b)

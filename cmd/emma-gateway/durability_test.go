@@ -116,6 +116,7 @@ func waitDelivered(t *testing.T, brokers []string, topic string, accepted map[st
 // seconds in the middle of a load of 3,000 callbacks at concurrency 16:
 // every event answered 200 must be in Kafka afterwards.
 func TestBrokerFailureMidLoadLosesNoAcceptedEvent(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, func(c *gateway.Config) {
 		c.Kafka.Spool.Dir = t.TempDir()
 		c.Kafka.Spool.After = 300 * time.Millisecond
@@ -146,6 +147,7 @@ func TestBrokerFailureMidLoadLosesNoAcceptedEvent(t *testing.T) {
 // TestNoSpoolAndBrokerDownIs503 checks that without a spool a callback
 // Kafka does not take is refused, never answered 200.
 func TestNoSpoolAndBrokerDownIs503(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, func(c *gateway.Config) {
 		c.Kafka.MaxAttempts = 1
 		c.Receiver.PublishTimeout = 2 * time.Second
@@ -165,6 +167,7 @@ func TestNoSpoolAndBrokerDownIs503(t *testing.T) {
 // TestLeaderMovesUnderLoadLoseNothing moves partition leaders around a
 // three-broker cluster while callbacks flow.
 func TestLeaderMovesUnderLoadLoseNothing(t *testing.T) {
+	t.Parallel()
 	c, err := kfake.NewCluster(kfake.NumBrokers(3))
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +206,7 @@ func TestLeaderMovesUnderLoadLoseNothing(t *testing.T) {
 // and restarts it on the same directory once the broker is back: every
 // event answered 200 must arrive.
 func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
+	t.Parallel()
 	sg := newSpoolingGateway(t)
 	start := func() (*exec.Cmd, *lockedBuffer) { return sg.start(t) }
 	c, failing, spool, addr := sg.cluster, sg.failing, sg.spool, sg.addr
@@ -236,6 +240,7 @@ func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
 // second SIGTERM, and checks that the process exits at once and that the
 // events it had spooled are replayed by the next run.
 func TestSecondSignalExitsAtOnceAndSpoolKeepsWhatWasAccepted(t *testing.T) {
+	t.Parallel()
 	sg := newSpoolingGateway(t,
 		// Long enough that only the second signal can end the shutdown.
 		"EMMA_GATEWAY_READ_TIMEOUT=60s", "EMMA_GATEWAY_WRITE_TIMEOUT=60s", "EMMA_GATEWAY_SHUTDOWN_TIMEOUT=60s")

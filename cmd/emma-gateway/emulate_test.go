@@ -118,6 +118,7 @@ func TestEmulateRejectsBadConfiguration(t *testing.T) {
 // gateway for the 19 events (GET for the first ten, POST for the rest),
 // then each event fired: each lands on its topic, as sent.
 func TestEmulatorSyncAndFireEveryEventLandsOnKafka(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, nil)
 	em, api := startEmulator(t, func(c *emulator.Config) { c.Now = func() time.Time { return fixedNow } })
 	hook := tg.url + "/webhooks/emma/" + testToken

@@ -203,6 +203,7 @@ func headerMap(t *testing.T, m kafka.Message) map[string]string {
 // by GET is answered 200 and lands on its topic with the key, headers and
 // normalized value of its golden file; both copies share one event_id.
 func TestEveryEventTypeByPostAndGetLandsOnKafka(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, nil)
 	files, err := filepath.Glob("testdata/callbacks/*.json")
 	if err != nil || len(files) != 20 {
@@ -313,6 +314,7 @@ func TestGoldenValuesKeepLargeIDsTimesAndExtras(t *testing.T) {
 }
 
 func TestRejectedCallbacksLandOnDeadLetterTopic(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, nil)
 	invalid := `{"event_name":"message_open","data":{"account_id":1743199,"member_id":"12x"}}`
 	status, body := tg.callback(t, http.MethodGet, invalid)
@@ -356,6 +358,7 @@ func headersText(m kafka.Message) string {
 }
 
 func TestTopicsAreCreatedAtStart(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, func(c *gateway.Config) { c.Kafka.Partitions = 2 })
 	client := &kafka.Client{Addr: kafka.TCP(tg.brokers...)}
 	md, err := client.Metadata(context.Background(), &kafka.MetadataRequest{Topics: tg.kafka.Topics()})
@@ -378,6 +381,7 @@ func TestTopicsAreCreatedAtStart(t *testing.T) {
 }
 
 func TestLogsNeverCarryTokenOrPayload(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, nil)
 	payload := `{"event_name":"message_open","data":{"account_id":1,"member_id":2,"mailing_id":3,"subject":"SECRET-SUBJECT-TEXT","timestamp":"@D:2026-01-01T00:00:00"}}`
 	for _, m := range []string{http.MethodPost, http.MethodGet} {

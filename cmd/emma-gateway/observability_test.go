@@ -60,6 +60,7 @@ func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 // validate, and one producer span whose context is the message's
 // traceparent.
 func TestTraceFromCallbackToKafkaMessage(t *testing.T) {
+	t.Parallel()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	tg := startTestGateway(t, nil, func(s *telemetry.Settings) { s.TracerProvider = tp })
@@ -232,6 +233,7 @@ func TestSpansReachAnOTLPHTTPEndpoint(t *testing.T) {
 // TestMetricsAfterTraffic scrapes /metrics after accepted, invalid,
 // unauthorized and spooled callbacks.
 func TestMetricsAfterTraffic(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, func(c *gateway.Config) { c.Kafka.Spool.Dir = t.TempDir() }, func(s *telemetry.Settings) { s.Registerer = telemetry.NewRegistry() })
 	for range 2 {
 		if status, _ := tg.callback(t, http.MethodPost, openCallback(1)); status != 200 {

@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 // package once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: runs the binary as a subprocess")
+	}
 	built.once.Do(func() {
 		if built.dir, built.err = os.MkdirTemp("", "emma-gateway-test-"); built.err != nil {
 			return
@@ -83,6 +86,7 @@ func waitHealthy(t *testing.T, base string) {
 // as a new user would (no configuration but ports), sends a callback,
 // reads it back from the embedded broker, and stops it with SIGTERM.
 func TestBinaryServesOnEmbeddedBrokerAndStopsGracefully(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	addr, kafkaAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin)
@@ -135,6 +139,7 @@ func TestBinaryServesOnEmbeddedBrokerAndStopsGracefully(t *testing.T) {
 }
 
 func TestBinaryConfigurationErrors(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	tests := []struct {
 		name string

@@ -38,6 +38,7 @@ func TestReadmeDocumentsEveryFlag(t *testing.T) {
 // TestReadmeCurlExamplesAreAccepted sends the README's two curl callbacks,
 // as written, to a real gateway and reads them back from Kafka.
 func TestReadmeCurlExamplesAreAccepted(t *testing.T) {
+	t.Parallel()
 	doc := readme(t)
 	post := regexp.MustCompile(`(?m)^\s+-d '(\{.*\})'$`).FindStringSubmatch(doc)
 	get := regexp.MustCompile(`(?m)--data-urlencode 'payload=(\{.*\})'$`).FindStringSubmatch(doc)

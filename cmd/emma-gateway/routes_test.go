@@ -57,6 +57,7 @@ func ceIDs(t *testing.T, brokers []string, topic string) map[string]string {
 // its own topic, a firehose keyed by member and a per-account topic
 // created on first use.
 func TestFanOutPutsEveryCallbackOnceOnEachDestination(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, func(c *gateway.Config) { c.Kafka.Routes = writeRoutes(t, fanOutRoutes) })
 	files, _ := filepath.Glob("testdata/callbacks/*.json")
 	byEvent := map[string]string{} // event name -> id
@@ -115,6 +116,7 @@ func TestFanOutPutsEveryCallbackOnceOnEachDestination(t *testing.T) {
 // destinations: without a spool the callback is 503; with one it is spooled
 // and arrives once the topic heals.
 func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
+	t.Parallel()
 	for _, spool := range []bool{false, true} {
 		name := "no spool"
 		if spool {

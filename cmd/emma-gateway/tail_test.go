@@ -100,6 +100,7 @@ func validates(t *testing.T, s *jsonschema.Schema, b []byte) error {
 // back with tail, and checks its filters, its table, and that every value
 // and header set the gateway produced validates against its schema.
 func TestTailDecodesFiltersAndValidates(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, nil)
 	files, err := filepath.Glob("testdata/callbacks/*.json")
 	if err != nil || len(files) != 20 {
@@ -207,6 +208,7 @@ func TestTailDecodesFiltersAndValidates(t *testing.T) {
 // index lists every schema, and each is served as committed, without a
 // token (the contract is public; it holds no data).
 func TestGatewayServesSchemas(t *testing.T) {
+	t.Parallel()
 	tg := startTestGateway(t, nil)
 	res, err := http.Get(tg.url + "/schemas/")
 	if err != nil {
