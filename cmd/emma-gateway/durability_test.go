@@ -22,6 +22,7 @@ import (
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
+	"github.com/emma-gateway/emma-gateway/internal/testutil"
 )
 
 // openCallback is a distinct message_open callback for member n.
@@ -85,9 +86,8 @@ func load(t *testing.T, base string, workers, total int, during func(sent int64)
 // waitDelivered polls the topic until every accepted id is on it.
 func waitDelivered(t *testing.T, brokers []string, topic string, accepted map[string]bool, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	var missing int
-	for {
+	delivered := testutil.Poll(within, func() bool {
 		seen := map[string]bool{}
 		for _, m := range consume(t, brokers, topic) {
 			for _, h := range m.Headers {
@@ -102,13 +102,10 @@ func waitDelivered(t *testing.T, brokers []string, topic string, accepted map[st
 				missing++
 			}
 		}
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events answered 200 are not in Kafka after %s", missing, len(accepted), within)
-		}
-		time.Sleep(500 * time.Millisecond)
+		return missing == 0
+	})
+	if !delivered {
+		t.Fatalf("%d of %d events answered 200 are not in Kafka after %s", missing, len(accepted), within)
 	}
 }
 

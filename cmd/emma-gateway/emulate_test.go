@@ -97,22 +97,6 @@ func TestEmulateCommandServesPrintsItsSettingsAndFires(t *testing.T) {
 	}
 }
 
-func TestEmulateFireWithoutEmulator(t *testing.T) {
-	dead := httptest.NewServer(http.NotFoundHandler())
-	dead.Close()
-	code, _, errOut := fireCLI(t, dead.URL, "message_open")
-	if code != 1 || !strings.Contains(errOut, "cannot reach the emulator") {
-		t.Fatalf("%d %s", code, errOut)
-	}
-}
-
-func TestEmulateRejectsBadConfiguration(t *testing.T) {
-	code, _, errOut := runCLI(t, "emulate", "--account-id", "0", "--delivery-timeout", "0s")
-	if code != 2 || !strings.Contains(errOut, "account id must be positive") || !strings.Contains(errOut, "delivery timeout") {
-		t.Fatalf("%d %s", code, errOut)
-	}
-}
-
 // TestEmulatorSyncAndFireEveryEventLandsOnKafka is the local demo as a
 // test: an emulated Emma, the real gateway, webhooks sync registering the
 // gateway for the 19 events (GET for the first ten, POST for the rest),

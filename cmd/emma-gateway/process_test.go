@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/emma-gateway/emma-gateway/internal/testutil"
 )
 
 // built is the binary the subprocess tests share: built once per test run
@@ -68,18 +70,14 @@ func freeAddr(t *testing.T) string {
 
 func waitHealthy(t *testing.T, base string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	testutil.Eventually(t, 20*time.Second, "ready", func() bool {
 		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("the gateway never became ready")
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
 }
 
 // TestBinaryServesOnEmbeddedBrokerAndStopsGracefully runs the real binary

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
+	"github.com/emma-gateway/emma-gateway/internal/testutil"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -152,10 +153,7 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 				t.Fatalf("spooled %d records, want the one missing copy", st.Records)
 			}
 			failing.Store(false)
-			deadline := time.Now().Add(20 * time.Second)
-			for tg.kafka.Spool().Pending() && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
+			testutil.Eventually(t, 20*time.Second, "the spool drained", func() bool { return !tg.kafka.Spool().Pending() })
 			for _, topic := range []string{"emma.message_open", "emma.events", "emma.account.1743199"} {
 				ids := ceIDs(t, tg.brokers, topic)
 				if _, ok := ids[id]; !ok || len(ids) != 1 {

@@ -17,6 +17,7 @@ import (
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/tail"
+	"github.com/emma-gateway/emma-gateway/internal/testutil"
 	"github.com/emma-gateway/emma-gateway/schemas"
 )
 
@@ -40,14 +41,16 @@ func runTail(t *testing.T, tg *testGateway, want int, args ...string) []string {
 		}
 		return strings.Split(s, "\n")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(lines()) < want && time.Now().Before(deadline) {
+	testutil.Poll(30*time.Second, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("tail %v returned early: %v\n%s", args, err, errOut.String())
-		case <-time.After(50 * time.Millisecond):
+		default:
 		}
-	}
+		return len(lines()) >= want
+	})
+	// A negative check has no event to wait for: give tail a moment to
+	// print a line it should not.
 	time.Sleep(500 * time.Millisecond)
 	cancel()
 	if err := <-done; err != nil {
