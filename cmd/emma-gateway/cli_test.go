@@ -52,9 +52,3 @@ func webhooksCLI(t *testing.T, api, sub string, args ...string) (int, string, st
 	}
 	return code, stdout, stderr
 }
-
-// writes counts the API calls that change registrations.
-func writes(em *emulator.Emulator) int {
-	c := em.Calls()
-	return c["POST /webhooks"] + c["PUT /webhooks/{id}"] + c["DELETE /webhooks/{id}"] + c["DELETE /webhooks"]
-}

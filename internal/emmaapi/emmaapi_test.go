@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
@@ -465,8 +467,11 @@ func TestClientAgainstEmulator(t *testing.T) {
 		t.Fatalf("create: %d %v", id2, err)
 	}
 	got, err := c.Get(ctx, id)
-	if want := (emmaapi.Webhook{ID: 1024, AccountID: 100, Event: "mailing_finish", URL: "http://myemma.com/blog/", Method: "POST"}); err != nil || got != want {
-		t.Fatalf("get: %+v %v", got, err)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if diff := cmp.Diff(emmaapi.Webhook{ID: 1024, AccountID: 100, Event: "mailing_finish", URL: "http://myemma.com/blog/", Method: "POST"}, got); diff != "" {
+		t.Fatalf("get (-want +got):\n%s", diff)
 	}
 	if uid, err := c.Update(ctx, id, emmaapi.WebhookParams{URL: "http://tech.myemma.com/"}); err != nil || uid != id {
 		t.Fatalf("update: %d %v", uid, err)

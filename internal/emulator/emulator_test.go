@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
@@ -108,8 +110,8 @@ func TestEventTypesAreTheDocumentations18(t *testing.T) {
 			t.Errorf("event type %d: %+v", i, et)
 		}
 	}
-	if got[7] != (emmaapi.EventType{Name: "message_share_click", ID: 8, Description: "Fired when a someone follows a link a member has shared."}) {
-		t.Errorf("event 8 is not the documentation's: %+v", got[7])
+	if diff := cmp.Diff(emmaapi.EventType{Name: "message_share_click", ID: 8, Description: "Fired when a someone follows a link a member has shared."}, got[7]); diff != "" {
+		t.Errorf("event 8 is not the documentation's (-want +got):\n%s", diff)
 	}
 }
 
