@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // America/Chicago without the system zoneinfo
 
 	"github.com/google/go-cmp/cmp"
 
