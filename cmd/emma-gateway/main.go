@@ -21,6 +21,7 @@ import (
 	"github.com/emma-gateway/emma-gateway/internal/emulate"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/internal/routes"
+	"github.com/emma-gateway/emma-gateway/internal/spool"
 	"github.com/emma-gateway/emma-gateway/internal/tail"
 	"github.com/emma-gateway/emma-gateway/internal/webhooks"
 )
@@ -45,6 +46,7 @@ func program() *cli.Program {
 			{Name: "routes", Short: "routes check FILE  print where each event type would go", Run: routes.Run},
 			{Name: "bench", Short: "bench [flags]     load test (in-process or --url) with delivery\n                                 verification and a no-op baseline",
 				Run: func(ctx context.Context, args []string, env cli.IO) error { return bench.Run(ctx, args, env, version) }},
+			{Name: "spool", Short: "spool status --spool-dir DIR  what a spool directory holds (readable while stopped)", Run: spool.Run},
 			{Name: "version", Short: "version           print the version",
 				Run: func(_ context.Context, _ []string, env cli.IO) error {
 					_, err := fmt.Fprintln(env.Stdout, versionString())
