@@ -187,3 +187,54 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %d %q %q", code, out.String(), errb.String())
 	}
 }
+
+// TestBinaryRereadsTheTokensFileOnSIGHUP rotates a token the way an
+// operator does: rewrite the file, send SIGHUP. The file check interval is
+// an hour, so only the signal can have made the new token work.
+func TestBinaryRereadsTheTokensFileOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	const oldToken, newToken = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+	if err := os.WriteFile(tokens, []byte(oldToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--tokens-file", tokens, "--tokens-reload-interval", "1h")
+	cmd.Env = append(os.Environ(), "EMMA_GATEWAY_ADDR="+addr, "EMMA_GATEWAY_EMBEDDED_KAFKA_ADDR="+freeAddr(t))
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Log("gateway stderr:\n" + stderr.String())
+		}
+	})
+	base := "http://" + addr
+	waitHealthy(t, base)
+	status := func(token string) int {
+		res, err := http.Post(base+"/webhooks/emma/"+token, "application/json", strings.NewReader(`{"event_name":"member_add","data":{"signup_form_id":null,"timestamp":"@D:2017-12-21T11:01:11","group_ids":[3065183],"account_id":1743199,"member_id":1160010079}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := status(newToken); got != http.StatusUnauthorized {
+		t.Fatalf("the new token before the rotation: %d", got)
+	}
+	if err := os.WriteFile(tokens, []byte(newToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "accepting the new token", func() bool { return status(newToken) == http.StatusOK })
+	if got := status(oldToken); got != http.StatusUnauthorized {
+		t.Errorf("the old token after the rotation: %d", got)
+	}
+}
