@@ -19,6 +19,12 @@ import (
 	"time"
 )
 
+// EnvPrefix prefixes the environment variable of every flag of the
+// binary's commands: --kafka-brokers is EMMA_GATEWAY_KAFKA_BROKERS. It is
+// here, not with serve, so that a command that shares no code with serve
+// need not link it to name its variables.
+const EnvPrefix = "EMMA_GATEWAY_"
+
 // ErrUsage marks errors the user made on the command line or in the
 // environment (exit code 2). Test with errors.Is.
 var ErrUsage = errors.New("usage")

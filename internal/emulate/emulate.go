@@ -16,7 +16,6 @@ import (
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
-	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 const emulateUsage = `Usage:
@@ -38,7 +37,7 @@ func Run(ctx context.Context, args []string, env cli.IO) error {
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg := emulator.DefaultConfig()
-	fs := cli.NewFlagSet("emulate", gateway.EnvPrefix, stderr)
+	fs := cli.NewFlagSet("emulate", cli.EnvPrefix, stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, emulateUsage+"\nFlags:\n"); fs.PrintDefaults() }
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (keep it on loopback: the emulator has no real security)")
 	fs.Int64Var(&cfg.AccountID, "account-id", cfg.AccountID, "the emulated account id")
@@ -46,7 +45,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	fs.StringVar(&cfg.PrivateKey, "private-key", cfg.PrivateKey, "the private API key it accepts")
 	fs.IntVar(&cfg.CallsPerMinute, "calls-per-minute", cfg.CallsPerMinute, "API rate limit, answered 403 beyond like Emma's (0: none)")
 	fs.DurationVar(&cfg.DeliveryTimeout, "delivery-timeout", cfg.DeliveryTimeout, "timeout of one callback")
-	fs.EnvPrefix(gateway.EnvPrefix + "EMULATE_")
+	fs.EnvPrefix(cli.EnvPrefix + "EMULATE_")
 	if err := fs.ParseNoArgs(args, getenv); err != nil {
 		return err
 	}
@@ -89,14 +88,14 @@ func fire(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	var data string
 	asJSON := false
 	timeout := time.Minute
-	fs := cli.NewFlagSet("emulate fire", gateway.EnvPrefix, stderr)
+	fs := cli.NewFlagSet("emulate fire", cli.EnvPrefix, stderr)
 	fs.StringVar(&base, "emulator-url", base, "the running emulator")
 	fs.Int64Var(&accountID, "account-id", 0, "account_id of the payload (default the emulator's)")
 	fs.StringVar(&data, "data", "", `JSON object of fields to set in the payload's data, e.g. '{"subject":"Hi"}'`)
 	fs.BoolVar(&asJSON, "json", false, "print the emulator's JSON answer")
 	fs.DurationVar(&timeout, "timeout", timeout, "how long to wait for every delivery")
-	fs.SetEnv("emulator-url", gateway.EnvPrefix+"EMULATE_URL")
-	fs.EnvPrefix(gateway.EnvPrefix + "EMULATE_FIRE_")
+	fs.SetEnv("emulator-url", cli.EnvPrefix+"EMULATE_URL")
+	fs.EnvPrefix(cli.EnvPrefix + "EMULATE_FIRE_")
 	pos, err := fs.Parse(args, getenv)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 
 // EnvPrefix prefixes the environment variable of every flag of serve:
 // --kafka-brokers is EMMA_GATEWAY_KAFKA_BROKERS.
-const EnvPrefix = "EMMA_GATEWAY_"
+const EnvPrefix = cli.EnvPrefix
 
 // DefaultTimezone is the zone Emma's zone-less "@D:" timestamps are read
 // in when --timezone is not given.

@@ -11,7 +11,6 @@ import (
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
-	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -25,10 +24,10 @@ func Run(_ context.Context, args []string, env cli.IO) error {
 	}
 	kcfg := sinks.DefaultConfig()
 	var account int64 = 1743199
-	fs := cli.NewFlagSet("routes check", gateway.EnvPrefix, env.Stderr)
+	fs := cli.NewFlagSet("routes check", cli.EnvPrefix, env.Stderr)
 	fs.Int64Var(&account, "account", account, "the sample account id")
 	fs.StringVar(&kcfg.TopicTemplate, "topic-template", kcfg.TopicTemplate, "the gateway's topic template, for events no rule takes")
-	fs.SetEnv("account", gateway.EnvPrefix+"ROUTES_ACCOUNT")
+	fs.SetEnv("account", cli.EnvPrefix+"ROUTES_ACCOUNT")
 	pos, err := fs.Parse(args[1:], env.Getenv)
 	if err != nil {
 		return err

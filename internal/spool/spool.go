@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/emma-gateway/emma-gateway/internal/cli"
-	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -29,12 +28,12 @@ func run(args []string, env cli.IO, now func() time.Time) error {
 	}
 	var dir string
 	asJSON := false
-	fs := cli.NewFlagSet("spool status", gateway.EnvPrefix, env.Stderr)
+	fs := cli.NewFlagSet("spool status", cli.EnvPrefix, env.Stderr)
 	// The same flag and variable as serve's, so that one environment
 	// points both at the volume.
 	fs.StringVar(&dir, "spool-dir", "", "the spool directory to read")
 	fs.BoolVar(&asJSON, "json", false, "print the status as JSON")
-	fs.SetEnv("json", gateway.EnvPrefix+"SPOOL_STATUS_JSON")
+	fs.SetEnv("json", cli.EnvPrefix+"SPOOL_STATUS_JSON")
 	if err := fs.ParseNoArgs(args[1:], env.Getenv); err != nil {
 		return err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/emmaapi"
-	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 const webhooksUsage = `Usage: emma-gateway webhooks COMMAND [flags]
@@ -90,7 +89,7 @@ func Run(ctx context.Context, args []string, env cli.IO) error {
 		return cli.Usagef("unknown command %q", sub)
 	}
 	o := &webhooksOptions{api: emmaapi.DefaultConfig()}
-	fs := cli.NewFlagSet("webhooks "+sub, gateway.EnvPrefix, stderr)
+	fs := cli.NewFlagSet("webhooks "+sub, cli.EnvPrefix, stderr)
 	fs.StringVar(&o.api.BaseURL, "api-url", o.api.BaseURL, "Emma's API root (the account id follows it)")
 	fs.StringVar(&o.api.AccountID, "account-id", "", "the Emma account id")
 	fs.Var(&o.publicKey, "public-key", "the account's public API key (prefer the environment variable)")
@@ -106,7 +105,7 @@ func Run(ctx context.Context, args []string, env cli.IO) error {
 	fs.SetEnv("public-key", "EMMA_PUBLIC_API_KEY")
 	fs.SetEnv("private-key", "EMMA_PRIVATE_API_KEY")
 	for _, n := range []string{"timeout", "retries", "retry-backoff", "json", "show-tokens"} {
-		fs.SetEnv(n, gateway.EnvPrefix+"WEBHOOKS_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
+		fs.SetEnv(n, cli.EnvPrefix+"WEBHOOKS_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 	}
 	var run func(context.Context, *emmaapi.Client, []string) error
 	switch sub {
@@ -141,7 +140,7 @@ func Run(ctx context.Context, args []string, env cli.IO) error {
 		fs.BoolVar(&s.prune, "prune", false, "delete this gateway's registrations of events not wanted, and duplicates")
 		fs.BoolVar(&s.dryRun, "dry-run", false, "print the plan, change nothing (exit 3 if there are changes)")
 		for _, n := range []string{"url", "events", "method", "prune", "dry-run"} {
-			fs.SetEnv(n, gateway.EnvPrefix+"WEBHOOKS_SYNC_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
+			fs.SetEnv(n, cli.EnvPrefix+"WEBHOOKS_SYNC_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 		}
 		run = func(ctx context.Context, c *emmaapi.Client, pos []string) error {
 			return o.sync(ctx, c, pos, s, stdout)
