@@ -27,6 +27,7 @@ func noEnv(string) string { return "" }
 // asserts only correctness: no transport errors, only 200s, and every
 // accepted event on Kafka. Timing is never asserted: CI machines vary.
 func TestBenchSmokeLosesNothing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a gateway and loads it for two seconds")
 	}
@@ -71,6 +72,7 @@ func TestBenchSmokeLosesNothing(t *testing.T) {
 // TestBenchFlagsReadTheirOwnEnvironment keeps bench's variables apart from
 // serve's, which configure the in-process gateway.
 func TestBenchFlagsReadTheirOwnEnvironment(t *testing.T) {
+	t.Parallel()
 	cfg := defaultBenchConfig()
 	fs := benchFlags(&cfg, nil)
 	env := map[string]string{"EMMA_GATEWAY_BENCH_CONNECTIONS": "7", "EMMA_GATEWAY_BENCH_RATE": "500", "EMMA_GATEWAY_CONNECTIONS": "99"}
@@ -96,6 +98,7 @@ func TestBenchFlagsReadTheirOwnEnvironment(t *testing.T) {
 }
 
 func TestEventMixDrawsEveryWeightedEvent(t *testing.T) {
+	t.Parallel()
 	m, err := parseEventMix("message_open=3,member_add=1,group_create=0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +120,7 @@ func TestEventMixDrawsEveryWeightedEvent(t *testing.T) {
 // TestHistogramQuantilesWithinOneBucket checks the histogram against exact
 // quantiles of a spread of latencies from microseconds to seconds.
 func TestHistogramQuantilesWithinOneBucket(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	var h histogram
 	var vals []time.Duration
@@ -153,6 +157,7 @@ func TestHistogramQuantilesWithinOneBucket(t *testing.T) {
 // serve is, EMMA_GATEWAY_ROUTES_FILE included, so that a routed set-up can
 // be measured; every accepted event is then found on the routed topic.
 func TestBenchHonoursTheRoutesFile(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a gateway and loads it")
 	}
@@ -181,6 +186,7 @@ func TestBenchHonoursTheRoutesFile(t *testing.T) {
 // scheme, is one clear usage error before any load is sent (it used to
 // panic, or count every request as an "other" error).
 func TestBenchRejectsABadURLUpFront(t *testing.T) {
+	t.Parallel()
 	for _, u := range []string{"http://[::1", "127.0.0.1:8080", "localhost:8080", "/webhooks/emma", "ftp://127.0.0.1:21"} {
 		t.Run(u, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

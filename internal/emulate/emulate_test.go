@@ -27,6 +27,7 @@ func fireCLI(t *testing.T, url string, args ...string) (int, string, string) {
 }
 
 func TestEmulateFireWithoutEmulator(t *testing.T) {
+	t.Parallel()
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close()
 	code, _, errOut := fireCLI(t, dead.URL, "message_open")
@@ -36,6 +37,7 @@ func TestEmulateFireWithoutEmulator(t *testing.T) {
 }
 
 func TestEmulateRejectsBadConfiguration(t *testing.T) {
+	t.Parallel()
 	code, _, errOut := runCLI(t, "emulate", "--account-id", "0", "--delivery-timeout", "0s")
 	if code != 2 || !strings.Contains(errOut, "account id must be positive") || !strings.Contains(errOut, "delivery timeout") {
 		t.Fatalf("%d %s", code, errOut)
@@ -43,6 +45,7 @@ func TestEmulateRejectsBadConfiguration(t *testing.T) {
 }
 
 func TestEmulateFireTakesFlagsAfterTheEvent(t *testing.T) {
+	t.Parallel()
 	code, _, errOut := runCLI(t, "emulate", "fire", "message_open", "--data", "not json")
 	if code != 2 || !strings.Contains(errOut, "--data is not a JSON object") {
 		t.Fatalf("%d %s", code, errOut)

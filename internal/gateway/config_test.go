@@ -19,6 +19,7 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestLoadWithoutBrokersIsDevelopmentMode(t *testing.T) {
+	t.Parallel()
 	cfg, err := Load(nil, env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func TestLoadWithoutBrokersIsDevelopmentMode(t *testing.T) {
 }
 
 func TestLoadWithBrokersNeedsTokens(t *testing.T) {
+	t.Parallel()
 	cfg, err := Load([]string{"--topic-partitions", "3"}, env(map[string]string{
 		"EMMA_GATEWAY_KAFKA_BROKERS": "k1:9092, k2:9092",
 		"EMMA_GATEWAY_TOKENS":        "0123456789abcdef0123",
@@ -57,6 +59,7 @@ func TestLoadWithBrokersNeedsTokens(t *testing.T) {
 // TestLoadReportsEveryProblemAtOnce: one run of the binary names all that
 // is wrong, each a usage error, and never echoes a secret.
 func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
 	_, err := Load([]string{"--timezone", "Mars/Olympus", "--log-level", "loud", "--spool-dir", t.TempDir(),
 		"--spool-after", "10s", "--publish-timeout", "5s", "--routes-file", filepath.Join(t.TempDir(), "missing.yaml")},
 		env(map[string]string{"EMMA_GATEWAY_KAFKA_SASL_PASSWORD": "pw-SECRET"}))
@@ -78,6 +81,7 @@ func TestLoadReportsEveryProblemAtOnce(t *testing.T) {
 }
 
 func TestLoadReadsTheRoutesFile(t *testing.T) {
+	t.Parallel()
 	f := filepath.Join(t.TempDir(), "routes.yaml")
 	if err := os.WriteFile(f, []byte("routes:\n  - events: [\"*\"]\n    topics: [emma.events]\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -92,6 +96,7 @@ func TestLoadReadsTheRoutesFile(t *testing.T) {
 }
 
 func TestStartRefusesAnUnresolvedConfig(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig() // no Location: never went through Load
 	cfg.ShutdownTimeout = time.Second
 	if _, err := Start(context.Background(), cfg, telemetry.Settings{}); err == nil || !strings.Contains(err.Error(), "timezone") {
@@ -100,6 +105,7 @@ func TestStartRefusesAnUnresolvedConfig(t *testing.T) {
 }
 
 func TestTracerProviderConfigErrors(t *testing.T) {
+	t.Parallel()
 	for _, e := range []map[string]string{
 		{"OTEL_TRACES_EXPORTER": "zipkin"},
 		{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},

@@ -31,6 +31,7 @@ func run(t *testing.T, stdout, stderr *bytes.Buffer, args ...string) int {
 }
 
 func TestRoutesCheckCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	_ = os.WriteFile(good, []byte(fanOutRoutes+"  - events: [member_update]\n    drop: true\n"), 0o600)

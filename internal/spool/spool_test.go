@@ -41,6 +41,7 @@ func env(stdout, stderr *bytes.Buffer, vars map[string]string) cli.IO {
 }
 
 func TestSpoolStatusPrintsWhatAStoppedGatewayLeft(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	fill(t, dir, "emma.message_open", 3)
 	var out, errb bytes.Buffer
@@ -66,6 +67,7 @@ func TestSpoolStatusPrintsWhatAStoppedGatewayLeft(t *testing.T) {
 }
 
 func TestSpoolStatusErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := sinks.DefaultSpoolConfig()
 	cfg.Dir = dir

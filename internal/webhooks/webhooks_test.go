@@ -68,6 +68,7 @@ func writes(em *emulator.Emulator) int {
 }
 
 func TestWebhooksCommandsAgainstEmulator(t *testing.T) {
+	t.Parallel()
 	em, api := startEmulator(t, nil)
 	const hook = "https://gw.example.com/webhooks/emma/SECRET-TOKEN"
 	steps := []struct {
@@ -109,6 +110,7 @@ func TestWebhooksCommandsAgainstEmulator(t *testing.T) {
 }
 
 func TestWebhooksErrorsAreClearAndExitNonZero(t *testing.T) {
+	t.Parallel()
 	_, api := startEmulator(t, nil)
 	_, limited := startEmulator(t, func(c *emulator.Config) { c.CallsPerMinute = 1 })
 	if code, _, stderr := webhooksCLI(t, limited, "list"); code != 0 {
@@ -157,6 +159,7 @@ func TestWebhooksErrorsAreClearAndExitNonZero(t *testing.T) {
 }
 
 func TestWebhooksReadEmmaVariables(t *testing.T) {
+	t.Parallel()
 	_, api := startEmulator(t, nil)
 	env := map[string]string{"EMMA_API_URL": api, "EMMA_ACCOUNT_ID": "100", "EMMA_PUBLIC_API_KEY": emuPublic, "EMMA_PRIVATE_API_KEY": emuPrivate, "EMMA_GATEWAY_WEBHOOKS_JSON": "true"}
 	var stdout, stderr bytes.Buffer
@@ -185,6 +188,7 @@ func register(t *testing.T, api string, hooks ...emmaapi.WebhookParams) {
 }
 
 func TestSync(t *testing.T) {
+	t.Parallel()
 	const (
 		gw    = "https://gw.example.com/webhooks/emma/NEW-TOKEN"
 		oldGw = "https://gw.example.com/webhooks/emma/OLD-TOKEN"
@@ -297,6 +301,7 @@ func TestSync(t *testing.T) {
 }
 
 func TestSyncAllAsksEmmaForItsEvents(t *testing.T) {
+	t.Parallel()
 	em, api := startEmulator(t, nil)
 	code, stdout, stderr := webhooksCLI(t, api, "sync", "--url", "http://127.0.0.1:8080/webhooks/emma/t", "--json")
 	if code != 0 {
@@ -321,6 +326,7 @@ func TestSyncAllAsksEmmaForItsEvents(t *testing.T) {
 }
 
 func TestSyncStopsClearlyWhenEmmaFails(t *testing.T) {
+	t.Parallel()
 	// Emma accepts the list, then refuses the create with 500: sync
 	// reports which step failed, and exits 1.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
