@@ -88,7 +88,7 @@ func defaultBenchConfig() benchConfig {
 }
 
 func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
-	fs := cli.NewFlagSet("bench", gateway.EnvPrefix, output)
+	fs := cli.NewFlagSet("bench", cli.EnvPrefix, output)
 	fs.StringVar(&cfg.url, "url", cfg.url, "base URL of a running gateway (e.g. http://127.0.0.1:8080); empty starts one in this process with an embedded broker")
 	fs.Var((*cli.List)(&cfg.brokers), "brokers", "Kafka brokers of the gateway at --url, for delivery verification")
 	fs.Var((*cli.Secret)(&cfg.token), "token", "webhook token of the gateway at --url")
@@ -110,7 +110,7 @@ func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
 	// Not EMMA_GATEWAY_*: serve's variables configure the in-process
 	// gateway (EMMA_GATEWAY_KAFKA_BATCH_TIMEOUT, ...), so bench's own are
 	// kept apart.
-	fs.EnvPrefix(gateway.EnvPrefix + "BENCH_")
+	fs.EnvPrefix(cli.EnvPrefix + "BENCH_")
 	return fs
 }
 

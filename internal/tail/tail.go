@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, env cli.IO, topicWait time.Duration
 	format := "json"
 	embeddedAddr := gateway.DefaultEmbeddedKafkaAddr
 	fromBeginning := false
-	fs := cli.NewFlagSet("tail", gateway.EnvPrefix, stderr)
+	fs := cli.NewFlagSet("tail", cli.EnvPrefix, stderr)
 	fs.Var(&brokers, "kafka-brokers", "comma-separated Kafka brokers (default: the embedded broker's address)")
 	fs.StringVar(&embeddedAddr, "embedded-kafka-addr", embeddedAddr, "address of a gateway's embedded broker")
 	fs.StringVar(&kcfg.TopicTemplate, "topic-template", kcfg.TopicTemplate, "the gateway's topic template")
@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, env cli.IO, topicWait time.Duration
 	// tail reads EMMA_GATEWAY_* like serve, so one environment serves both;
 	// only its own flags are TAIL_-specific.
 	for _, n := range []string{"topics", "events", "from-beginning", "accounts", "members", "format"} {
-		fs.SetEnv(n, gateway.EnvPrefix+"TAIL_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
+		fs.SetEnv(n, cli.EnvPrefix+"TAIL_"+strings.ToUpper(strings.ReplaceAll(n, "-", "_")))
 	}
 	if err := fs.ParseNoArgs(args, env.Getenv); err != nil {
 		return err
