@@ -129,7 +129,9 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 				c.Kafka.MaxAttempts = 1
 				if spool {
 					c.Kafka.Spool.Dir = t.TempDir()
-					c.Kafka.Spool.After = 300 * time.Millisecond
+					// Long enough that the healthy copies reach Kafka under a
+					// loaded, race-instrumented run; only the failing one spools.
+					c.Kafka.Spool.After = 2 * time.Second
 				}
 			})
 			failing := &atomic.Bool{}
