@@ -10,36 +10,25 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// coalescer is a group commit in front of kafka-go's Writer, in the manner
-// of Nagle's algorithm: a publish that finds no write in flight is written
-// at once, alone; publishes that arrive while one is in flight queue, and
-// the next write takes all of them in one WriteMessages call.
+// coalescer is the single writer in front of the producer, in the manner of
+// Nagle's algorithm: a publish that finds no write in flight is written at
+// once, alone; publishes that arrive while one is in flight queue, and the
+// next write takes all of them in one producer call, which sends one
+// produce request per broker with every partition's share.
 //
-// Why: kafka-go's Writer batches per partition only what arrives within
-// BatchTimeout of a batch's first message, so a lone message always waits
-// for the timer, and under load a short timer yields batches of one or two
-// messages, each its own produce request (measured with emma-gateway bench:
-// 1.5 messages a request at 64 concurrent callbacks with a 1 ms timer).
-// Handing the Writer everything that queued in one call puts each
-// partition's share in one batch, so the produce requests, which are what
-// a broker and the gateway's syscalls pay for, grow with the load instead
-// of multiplying with it, and with a near-zero BatchTimeout a lone message
-// never waits for a timer. Partitioning, acks, retries, leader changes and
-// the Completion callback stay the Writer's.
+// Why one writer: with a spool, the coalescer decides what is spooled, in
+// the one goroutine that writes, so that the order of the calls survives
+// an outage: a round's messages Kafka did not take within the spool
+// deadline are appended before the next round starts, and while the spool
+// holds records every round goes to the spool behind them. A caller that
+// spooled its own messages after the write returned raced the next round,
+// which could put a later event of the same member in Kafka ahead of the
+// spooled one. Within a round, the producer keeps each partition's records
+// in their order, and holds back those behind one that failed.
 //
-// With a spool, the coalescer also decides what is spooled, in the one
-// goroutine that writes, so that the order of the calls survives an
-// outage: a round's messages Kafka did not take within the spool deadline
-// are appended before the next round starts, and while the spool holds
-// records every round goes to the spool behind them. A caller that spooled
-// its own messages after the write returned (as before) raced the next
-// round, which could put a later event of the same member in Kafka ahead
-// of the spooled one.
-//
-// A round holds at most maxMessages messages and about maxBytes bytes, the
-// Writer's batch limits, so that each partition's share is one produce
-// batch that Kafka takes or refuses whole: split in two, the second batch
-// could land while the first failed and was spooled.
+// A round holds at most maxMessages messages (0: unbounded) and about
+// maxBytes bytes, the producer's request bound, so that one round is about
+// one request per broker.
 //
 // There is one write in flight at a time. Its goroutine lives for a busy
 // period: it writes what is queued until nothing is, then ends; the

@@ -42,14 +42,16 @@ type Config struct {
 	// ReplicationFactor of each created topic; -1 lets the brokers choose
 	// their default.replication.factor. Default -1.
 	ReplicationFactor int
-	// BatchTimeout bounds how long a message waits for others to join its
-	// batch. kafka-go's default (1 s) makes every synchronous publish wait up
-	// to a second. The sink coalesces concurrent publishes itself (what
-	// queues while a write is in flight goes in the next one), so a timer
-	// only adds latency: the default is 1 µs, which flushes at once.
-	BatchTimeout time.Duration
-	// BatchSize is the most messages in one produce batch. Default 100.
-	BatchSize int
+	// MaxRequestBytes bounds the records of one produce request (and of
+	// one coalesced round and one replay batch), so that a backlog goes in
+	// several requests the brokers accept. There is no batch timer and no
+	// batch count: a publish that finds no request in flight to its
+	// partition's leader is sent at once, and what queues while one is in
+	// flight goes in the next request, all partitions of that broker in
+	// one. A message larger than this fails with MESSAGE_TOO_LARGE. At most
+	// the brokers' message.max.bytes. Default 1 MiB (Kafka's
+	// max.request.size).
+	MaxRequestBytes int
 	// WriteTimeout bounds one produce request. Default 10 s.
 	WriteTimeout time.Duration
 	// MaxAttempts is how many times a failing produce is tried. Default 3.
@@ -59,10 +61,8 @@ type Config struct {
 	MetadataTTL time.Duration
 	// DialTimeout bounds a connection attempt to a broker. Default 5 s.
 	DialTimeout time.Duration
-	// WriteBackoff is the Writer's pause before a produce retry: kafka-go
-	// grows it with the square of the attempt from Min up to Max, without
-	// jitter (the Writer offers no hook for one; its retries are few and
-	// short). Default 10 ms to 500 ms.
+	// WriteBackoff is the pause before a produce retry, doubled from Min
+	// up to Max, with jitter. Default 10 ms to 500 ms.
 	WriteBackoff Backoff
 	// StartTimeout bounds how long Start waits for the brokers to create
 	// the topics before it returns and keeps trying in the background (so
@@ -132,8 +132,7 @@ func DefaultConfig() Config {
 		CreateTopics:        true,
 		Partitions:          3,
 		ReplicationFactor:   -1,
-		BatchTimeout:        time.Microsecond,
-		BatchSize:           100,
+		MaxRequestBytes:     1 << 20,
 		WriteTimeout:        10 * time.Second,
 		MaxAttempts:         3,
 		MetadataTTL:         5 * time.Second,
@@ -205,11 +204,8 @@ func (c Config) Validate() error {
 	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
 		errs = append(errs, fmt.Errorf("kafka: replication factor must be -1 (broker default) or at least 1, not %d", c.ReplicationFactor))
 	}
-	if c.BatchTimeout <= 0 || c.BatchTimeout > time.Second {
-		errs = append(errs, fmt.Errorf("kafka: batch timeout must be in (0, 1s], not %s", c.BatchTimeout))
-	}
-	if c.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("kafka: batch size must be at least 1, not %d", c.BatchSize))
+	if c.MaxRequestBytes < 1024 {
+		errs = append(errs, fmt.Errorf("kafka: max request bytes must be at least 1024, not %d", c.MaxRequestBytes))
 	}
 	for name, d := range map[string]time.Duration{"write timeout": c.WriteTimeout, "metadata TTL": c.MetadataTTL, "dial timeout": c.DialTimeout,
 		"start timeout": c.StartTimeout, "create-topics timeout": c.CreateTopicsTimeout, "health timeout": c.HealthTimeout} {

@@ -32,13 +32,9 @@ import (
 // acknowledge it.
 var ErrUnavailable = errors.New("kafka unavailable")
 
-// batchBytes is the Writer's limit on a produce batch (kafka-go's
-// default). The coalescer and the replayer keep a write below it, so that
-// each partition's share of a write is one batch.
-const batchBytes = 1 << 20
-
-// Kafka publishes events to Kafka through one shared kafka-go Writer, waiting
-// for acknowledgement from all in-sync replicas before returning.
+// Kafka publishes events to Kafka through one shared producer (one produce
+// request per broker carrying every partition, see producer), waiting for
+// acknowledgement from all in-sync replicas before returning.
 type Kafka struct {
 	cfg     Config
 	log     *slog.Logger
@@ -47,13 +43,15 @@ type Kafka struct {
 	publish *prometheus.HistogramVec
 	dropped *prometheus.CounterVec
 	created sync.Map // topics named by routes with {account}, created
-	writer  *kafka.Writer
-	// transport is the writer's and client's: dropping its connection pool
-	// is the only way to make kafka-go fetch fresh metadata before its TTL.
+	prod    *producer
+	// transport is the producer's and client's: dropping its connection
+	// pool is the only way to make kafka-go fetch fresh metadata before its
+	// TTL.
 	transport *kafka.Transport
-	// co coalesces concurrent publishes into one WriteMessages call, so
-	// that a lone message is written at once and a busy gateway sends
-	// larger, fewer produce requests (see coalescer).
+	// co is the single writer in front of the producer: it hands it what
+	// queued in one call and decides, in that one goroutine, what is
+	// spooled, so that the order of the calls survives an outage (see
+	// coalescer).
 	co     coalescer
 	client *kafka.Client
 	spool  *Spool // nil without a spool directory
@@ -104,52 +102,25 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		}, []string{"event"}),
 		stopped: make(chan struct{}),
 		client:  &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
-		writer: &kafka.Writer{
-			Addr: addr,
-			// Murmur2 is the partitioner of Java's and librdkafka's
-			// consistent clients: a key lands on the same partition whoever
-			// produces it. kafka-go's Hash is FNV-1a and would not agree.
-			Balancer: &kafka.Murmur2Balancer{},
-			// A literal Writer defaults to no acks at all; durability needs
-			// every in-sync replica.
-			RequiredAcks:           kafka.RequireAll,
-			BatchTimeout:           cfg.BatchTimeout,
-			BatchSize:              cfg.BatchSize,
-			WriteTimeout:           cfg.WriteTimeout,
-			ReadTimeout:            cfg.WriteTimeout,
-			MaxAttempts:            cfg.MaxAttempts,
-			WriteBackoffMin:        cfg.WriteBackoff.Min,
-			WriteBackoffMax:        cfg.WriteBackoff.Max,
-			BatchBytes:             batchBytes,
-			AllowAutoTopicCreation: false,
-			Transport:              transport,
-			Completion: func(msgs []kafka.Message, err error) {
-				if err != nil {
-					return
-				}
-				for _, m := range msgs {
-					// A live publish carries its producer span; a replayed
-					// record has none (its span ended when it was spooled).
-					if span, ok := m.WriterData.(trace.Span); ok {
-						span.SetAttributes(
-							semconv.MessagingDestinationPartitionID(strconv.Itoa(m.Partition)),
-							semconv.MessagingKafkaOffset(int(m.Offset)))
-					}
-				}
-			},
-			ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-				set.Logger.Warn("kafka writer", "detail", fmt.Sprintf(msg, args...))
-			}),
-		},
 	}
 	k.transport = transport
+	if k.prod, err = newProducer(producerConfig{
+		Transport:       transport,
+		Addr:            addr,
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		RequestTimeout:  cfg.WriteTimeout,
+		MaxAttempts:     cfg.MaxAttempts,
+		BackoffMin:      cfg.WriteBackoff.Min,
+		BackoffMax:      cfg.WriteBackoff.Max,
+	}); err != nil {
+		return nil, err
+	}
 	k.co = coalescer{
 		write: k.writeFresh,
-		// Every attempt of the Writer, each with its backoff: the callers'
-		// own deadlines are shorter.
-		timeout:     time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + k.writer.WriteBackoffMax),
-		maxMessages: cfg.BatchSize,
-		maxBytes:    batchBytes,
+		// Every attempt of the producer, each with its backoff: the
+		// callers' own deadlines are shorter.
+		timeout:  time.Duration(cfg.MaxAttempts) * (cfg.WriteTimeout + cfg.WriteBackoff.Max),
+		maxBytes: cfg.MaxRequestBytes,
 	}
 	if !cfg.CreateTopics {
 		k.topicsReady = true
@@ -433,8 +404,8 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 		// The message carries its producer span, so a consumer's span is
 		// its child, also when the message is replayed from the spool.
 		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
-		// The Writer hands it back to Completion, which records the
-		// partition and offset Kafka gave the message.
+		// writeFresh records on it the partition and offset Kafka gave
+		// the message.
 		msgs[i].WriterData = spans[i]
 	}
 	start := time.Now()
@@ -457,28 +428,21 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 	return errors.Join(errs...)
 }
 
-// writeFresh is the Writer's WriteMessages plus what kafka-go does not do:
-// on NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION
-// it keeps its cached metadata until MetadataTTL and retries (MaxAttempts
-// times, within about 100 ms) at the same stale leader. Apache Kafka answers
-// so in the first moments of a topic just created (the controller has
-// agreed, the leader does not know yet) and after every leader change; kfake
-// never does. Here the messages that failed so are written again, a few
-// times with a short backoff, each time after dropping the transport's
-// connection pool, whose successor starts with fresh metadata. A leader that
-// died is the same case seen from the socket (connection refused or reset):
-// kafka-go would keep dialling it until the TTL even after Kafka elected
-// another.
+// writeFresh writes msgs through the producer, and, on
+// NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION
+// answers that outlast the producer's own attempts, writes the messages that
+// failed so again, a few times with a longer backoff, each time after
+// dropping the transport's connection pool, whose successor starts with
+// fresh metadata. Apache Kafka answers so in the first moments of a topic
+// just created (the controller has agreed, the leader does not know yet)
+// and after every leader change, for longer than MaxAttempts' backoffs
+// span; kfake never does. A leader that died is the same case seen from
+// the socket (connection refused or reset). Each live message's producer
+// span gets the partition and offset Kafka gave it. The error, when not
+// nil, is a kafka.WriteErrors with one entry per message.
 func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
-	err := k.writer.WriteMessages(ctx, msgs...)
 	errs := make([]error, len(msgs))
-	for i := range errs {
-		errs[i] = err
-	}
-	var werrs kafka.WriteErrors
-	if errors.As(err, &werrs) && len(werrs) == len(msgs) {
-		copy(errs, werrs)
-	}
+	k.produceInto(ctx, msgs, nil, errs)
 	backoff := k.cfg.StaleRetryBackoff.Min
 	for attempt := 0; attempt < k.cfg.StaleRetries && ctx.Err() == nil; attempt++ {
 		var retry []int
@@ -500,17 +464,7 @@ func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
 		for j, i := range retry {
 			again[j] = msgs[i]
 		}
-		err := k.writer.WriteMessages(ctx, again...)
-		var werrs kafka.WriteErrors
-		perMessage := errors.As(err, &werrs) && len(werrs) == len(again)
-		for j, i := range retry {
-			switch {
-			case perMessage:
-				errs[i] = werrs[j]
-			default:
-				errs[i] = err
-			}
-		}
+		k.produceInto(ctx, again, retry, errs)
 	}
 	for _, e := range errs {
 		if e != nil {
@@ -518,6 +472,29 @@ func (k *Kafka) writeFresh(ctx context.Context, msgs []kafka.Message) error {
 		}
 	}
 	return nil
+}
+
+// produceInto produces msgs and records each one's error in errs, at
+// at[j] for msgs[j] (at j when at is nil), and each live message's
+// partition and offset on its producer span.
+func (k *Kafka) produceInto(ctx context.Context, msgs []kafka.Message, at []int, errs []error) {
+	for j, r := range k.prod.Produce(ctx, msgs) {
+		i := j
+		if at != nil {
+			i = at[j]
+		}
+		errs[i] = r.Err
+		if r.Err != nil {
+			continue
+		}
+		// A live publish carries its producer span; a replayed record has
+		// none (its span ended when it was spooled).
+		if span, ok := msgs[j].WriterData.(trace.Span); ok {
+			span.SetAttributes(
+				semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
+				semconv.MessagingKafkaOffset(int(r.Offset)))
+		}
+	}
 }
 
 // staleMetadata reports whether err says the client wrote to a broker that
@@ -590,12 +567,12 @@ func (k *Kafka) replayOnce(ctx context.Context, pos map[uint64]int) error {
 			k.log.Error("spool: skipped corrupted records (a torn write or a damaged disk)", "segment", filepath.Base(k.spool.path(seq)), "stretches", corrupt)
 		}
 		for i := pos[seq]; i < len(recs); {
-			// At most one Writer batch per partition, as in the coalescer:
-			// a second batch could land while the first failed, and the
-			// retry would put the first after it.
+			// One produce call: the producer keeps a partition's records
+			// in order within it, and holds back those behind one that
+			// failed.
 			end, size := i, 0
-			for end < len(recs) && end-i < min(k.cfg.Spool.ReplayBatch, k.cfg.BatchSize) {
-				if size += messageSize(recs[end].msg); end > i && size > batchBytes {
+			for end < len(recs) && end-i < k.cfg.Spool.ReplayBatch {
+				if size += messageSize(recs[end].msg); end > i && size > k.cfg.MaxRequestBytes {
 					break
 				}
 				end++
@@ -640,9 +617,9 @@ func errorType(err error) string {
 }
 
 // Shutdown stops the replayer and the topic creator, lets the write in
-// flight end, flushes and closes the writer, and closes the spool, all
-// bounded by ctx: kafka-go's Close can hang on a write to an unreachable
-// broker, and a shutdown must not. What is not flushed by then was
+// flight end, drains the producer, and closes the spool, all bounded by
+// ctx: a write to an unreachable broker can take its whole timeout, and a
+// shutdown must not. What is not flushed by then was
 // acknowledged to no one or is in the spool already. Safe without Start
 // and safe twice (the second call waits for the first's work, bounded by
 // its own ctx).
@@ -653,7 +630,7 @@ func (k *Kafka) Shutdown(ctx context.Context) error {
 			defer close(k.stopped)
 			k.wg.Wait()    // the replayer and the topic creator, cancelled
 			k.co.wg.Wait() // a shared write in flight ends first
-			err := k.writer.Close()
+			err := k.prod.Shutdown(ctx)
 			if k.spool != nil {
 				// The spool is closed last: a round may spool until then.
 				err = errors.Join(err, k.spool.Shutdown(context.WithoutCancel(ctx)))

@@ -193,7 +193,7 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	cfg.DeadLetterTopic = ""
 	cfg.Partitions = 0
 	cfg.ReplicationFactor = 0
-	cfg.BatchTimeout = 0
+	cfg.MaxRequestBytes = 0
 	cfg.SASL = SASLConfig{Mechanism: "GSSAPI", Password: "hunter2-secret"}
 	cfg.TLS.CertFile = "cert.pem"
 	cfg.StartTimeout, cfg.HealthTimeout = 0, -time.Second
@@ -203,7 +203,7 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{`"nohost"`, "topic template", "dead-letter topic", "partitions", "replication factor", "batch timeout", "GSSAPI", "cert file and key file",
+	for _, want := range []string{`"nohost"`, "topic template", "dead-letter topic", "partitions", "replication factor", "max request bytes", "GSSAPI", "cert file and key file",
 		"start timeout", "health timeout", "create-topics backoff", "replay poll"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -1,32 +1,23 @@
 package sinks
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// collector exports kafka-go's Writer.Stats and the spool's state.
-// Writer.Stats returns counters since its previous call, so the collector
-// keeps the running totals.
+// collector exports the producer's counters and the spool's state.
 type collector struct {
 	k *Kafka
-
-	mu                                         sync.Mutex
-	writes, messages, bytes, errors, retries   float64
-	batchSizeSum, batchCount, batchTimeSeconds float64
 }
 
 var (
-	descWrites       = prometheus.NewDesc("emma_gateway_kafka_writer_writes_total", "Produce requests sent by the Kafka writer.", nil, nil)
-	descMessages     = prometheus.NewDesc("emma_gateway_kafka_writer_messages_total", "Messages written by the Kafka writer.", nil, nil)
-	descBytes        = prometheus.NewDesc("emma_gateway_kafka_writer_bytes_total", "Message bytes written by the Kafka writer.", nil, nil)
-	descErrors       = prometheus.NewDesc("emma_gateway_kafka_writer_errors_total", "Failed produce attempts of the Kafka writer.", nil, nil)
-	descRetries      = prometheus.NewDesc("emma_gateway_kafka_writer_retries_total", "Produce retries of the Kafka writer.", nil, nil)
-	descBatchSize    = prometheus.NewDesc("emma_gateway_kafka_writer_batch_messages", "Messages per produce batch (sum and count since start).", nil, nil)
-	descBatchSeconds = prometheus.NewDesc("emma_gateway_kafka_writer_batch_seconds_total", "Time spent in produce batches, summed.", nil, nil)
-	descQueue        = prometheus.NewDesc("emma_gateway_kafka_writer_queue_length", "Messages queued in the Kafka writer.", nil, nil)
+	descRequests  = prometheus.NewDesc("emma_gateway_kafka_producer_requests_total", "Produce requests sent (each carries every partition of one broker that had records waiting).", nil, nil)
+	descMessages  = prometheus.NewDesc("emma_gateway_kafka_producer_messages_total", "Messages sent in produce requests, retries included; over requests_total, the messages per request.", nil, nil)
+	descBytes     = prometheus.NewDesc("emma_gateway_kafka_producer_bytes_total", "Bytes of the messages sent (keys, values, headers, record framing).", nil, nil)
+	descErrors    = prometheus.NewDesc("emma_gateway_kafka_producer_errors_total", "Messages a produce request failed (a partition error or a failed request).", nil, nil)
+	descRetries   = prometheus.NewDesc("emma_gateway_kafka_producer_retries_total", "Messages sent again after a retriable error.", nil, nil)
+	descRefreshes = prometheus.NewDesc("emma_gateway_kafka_producer_metadata_refreshes_total", "Metadata refreshes forced by a leadership or connection error.", nil, nil)
 
 	descSpoolRecords  = prometheus.NewDesc("emma_gateway_spool_records", "Records in the spool not yet acknowledged by Kafka.", nil, nil)
 	descSpoolBytes    = prometheus.NewDesc("emma_gateway_spool_bytes", "Bytes the spool takes on disk.", nil, nil)
@@ -42,27 +33,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	st := c.k.writer.Stats()
-	c.mu.Lock()
-	c.writes += float64(st.Writes)
-	c.messages += float64(st.Messages)
-	c.bytes += float64(st.Bytes)
-	c.errors += float64(st.Errors)
-	c.retries += float64(st.Retries)
-	c.batchSizeSum += float64(st.BatchSize.Sum)
-	c.batchCount += float64(st.BatchSize.Count)
-	c.batchTimeSeconds += st.BatchTime.Sum.Seconds()
-	counters := []struct {
+	st := c.k.prod.stats()
+	for _, m := range []struct {
 		d *prometheus.Desc
-		v float64
-	}{{descWrites, c.writes}, {descMessages, c.messages}, {descBytes, c.bytes}, {descErrors, c.errors}, {descRetries, c.retries}, {descBatchSeconds, c.batchTimeSeconds}}
-	sum, count := c.batchSizeSum, c.batchCount
-	c.mu.Unlock()
-	for _, m := range counters {
-		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, m.v)
+		v int64
+	}{{descRequests, st.Requests}, {descMessages, st.Records}, {descBytes, st.Bytes}, {descErrors, st.Failures}, {descRetries, st.Retries}, {descRefreshes, st.Refreshes}} {
+		ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, float64(m.v))
 	}
-	ch <- prometheus.MustNewConstSummary(descBatchSize, uint64(count), sum, nil)
-	ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(st.QueueLength))
 
 	if c.k.spool == nil {
 		return

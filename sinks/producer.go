@@ -66,6 +66,9 @@ type producer struct {
 
 	requests  atomic.Int64 // produce requests sent
 	records   atomic.Int64 // records they carried
+	bytes     atomic.Int64 // about the bytes of those records
+	failures  atomic.Int64 // records a request answered with an error
+	retries   atomic.Int64 // records sent again
 	refreshes atomic.Int64 // forced metadata refreshes
 
 	wg          sync.WaitGroup // one flusher per busy broker
@@ -249,6 +252,7 @@ func (p *producer) Produce(ctx context.Context, msgs []kafka.Message) []produceR
 		if len(todo) == 0 {
 			break
 		}
+		p.retries.Add(int64(len(todo)))
 		if refresh {
 			p.refresh()
 		}
@@ -520,8 +524,14 @@ func (p *producer) send(batch []pendingRecord) map[callPartition]error {
 	cancel()
 	p.requests.Add(1)
 	p.records.Add(int64(len(batch)))
+	var size int64
+	for _, rec := range batch {
+		size += int64(rec.size)
+	}
+	p.bytes.Add(size)
 	var failed map[callPartition]error
 	fail := func(rec pendingRecord, topic string, err error) {
+		p.failures.Add(1)
 		if failed == nil {
 			failed = map[callPartition]error{}
 		}
@@ -642,9 +652,9 @@ func (p *producer) refresh() {
 	p.cfg.Transport.CloseIdleConnections()
 }
 
-// Close stops new produces and waits, bounded by ctx, for the records
+// Shutdown stops new produces and waits, bounded by ctx, for the records
 // already queued to be sent and answered. Safe twice.
-func (p *producer) Close(ctx context.Context) error {
+func (p *producer) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -657,17 +667,18 @@ func (p *producer) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("kafka producer close: %w", ctx.Err())
+		return fmt.Errorf("kafka producer shutdown: %w", ctx.Err())
 	}
 }
 
-// producerStats counts what a producer sent.
+// producerStats counts what a producer sent since it was made.
 type producerStats struct {
-	Requests, Records, Refreshes int64
+	Requests, Records, Bytes, Failures, Retries, Refreshes int64
 }
 
 func (p *producer) stats() producerStats {
-	return producerStats{Requests: p.requests.Load(), Records: p.records.Load(), Refreshes: p.refreshes.Load()}
+	return producerStats{Requests: p.requests.Load(), Records: p.records.Load(), Bytes: p.bytes.Load(),
+		Failures: p.failures.Load(), Retries: p.retries.Load(), Refreshes: p.refreshes.Load()}
 }
 
 // retriable reports whether another attempt may succeed where err failed.

@@ -12,20 +12,25 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
-// BenchmarkProduce compares the two produce paths on an in-process kfake
-// broker, one 240-byte message with the gateway's nine headers a
-// publish: the sink's current kafka-go Writer behind the coalescer, and
-// the producer (one request per broker for every partition). Publishers
-// run exactly as many goroutines as named; topics have 3 partitions each.
+// BenchmarkProduce compares the produce paths on an in-process kfake
+// broker, one 240-byte message with the gateway's nine headers a publish:
+// kafka-go's Writer behind the coalescer (what the sink used before the
+// producer, kept for comparison), the producer alone (one request per
+// broker for every partition), and the sink as wired (Kafka.write: the
+// producer span, the trace header, the coalescer, the producer, the
+// publish metrics). Publishers run exactly as many goroutines as named;
+// topics have 3 partitions each.
 //
 // Metrics: msgs/req is what kfake received per produce request; cpu-ns/op
 // is the process's user+system CPU (getrusage) per publish, the broker's
 // included (it shares the process), which holds on a noisy machine where
 // ns/op does not.
 func BenchmarkProduce(b *testing.B) {
-	for _, path := range []string{"writer", "producer"} {
+	for _, path := range []string{"writer", "producer", "sink"} {
 		for _, topics := range []int{1, 19} {
 			for _, pubs := range []int{1, 16, 64} {
 				b.Run(fmt.Sprintf("%s/topics=%d/publishers=%d", path, topics, pubs), func(b *testing.B) {
@@ -47,7 +52,20 @@ func benchProduce(b *testing.B, path string, ntopics, pubs int) {
 		}
 		return nil
 	}
-	if path == "writer" {
+	switch path {
+	case "sink":
+		cfg := DefaultConfig()
+		cfg.Brokers, cfg.CreateTopics = c.ListenAddrs(), false
+		k, err := NewKafka(cfg, telemetry.Settings{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = k.Shutdown(context.Background()) })
+		if err := k.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		produce = func(ctx context.Context, msgs []kafka.Message) error { return k.write(ctx, msgs...) }
+	case "writer":
 		// As NewKafka configures it.
 		w := &kafka.Writer{
 			Addr: kafka.TCP(c.ListenAddrs()...), Balancer: &kafka.Murmur2Balancer{},

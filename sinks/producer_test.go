@@ -41,7 +41,7 @@ func producerCluster(t testing.TB, brokers, parts int, topics []string, mutate f
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := p.Close(ctx); err != nil {
+		if err := p.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
 	})

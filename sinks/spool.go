@@ -52,9 +52,8 @@ type SpoolConfig struct {
 	// After is how long a publish waits for Kafka before the event is
 	// spooled instead. Default 2 s.
 	After time.Duration
-	// ReplayBatch is the most records replayed in one produce, and at most
-	// the Kafka BatchSize (one batch per partition keeps the order when a
-	// write fails). Default 500.
+	// ReplayBatch is the most records replayed in one produce (bounded
+	// too by the Kafka MaxRequestBytes). Default 500.
 	ReplayBatch int
 	// ReplayBackoff is the replayer's pause while Kafka refuses the
 	// records, doubled from Min up to Max, with jitter. Default 100 ms to

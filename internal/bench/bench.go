@@ -108,7 +108,7 @@ func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", cfg.cpuProfile, "write a CPU profile of this process (client and in-process gateway) to this file")
 	fs.StringVar(&cfg.memProfile, "memprofile", cfg.memProfile, "write an allocation profile of this process to this file")
 	// Not EMMA_GATEWAY_*: serve's variables configure the in-process
-	// gateway (EMMA_GATEWAY_KAFKA_BATCH_TIMEOUT, ...), so bench's own are
+	// gateway (EMMA_GATEWAY_KAFKA_WRITE_TIMEOUT, ...), so bench's own are
 	// kept apart.
 	fs.EnvPrefix(cli.EnvPrefix + "BENCH_")
 	return fs

@@ -13,35 +13,15 @@ import (
 
 // FailProduce makes c answer Produce requests with NOT_ENOUGH_REPLICAS, as
 // a cluster that lost its in-sync replicas does, while failing is true.
-// With topic set, only requests that write to that topic fail; kafka-go
-// sends one topic-partition per request, so the other topics still succeed
-// (a request mixing topics panics, to keep the test honest).
+// With topic set, only that topic's partitions fail: the other partitions
+// of the same request are written, as a broker answers each partition of a
+// request on its own.
 func FailProduce(c *kfake.Cluster, failing *atomic.Bool, topic string) {
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		preq := req.(*kmsg.ProduceRequest)
-		hit := topic == ""
-		for _, rt := range preq.Topics {
-			hit = hit || rt.Topic == topic
-		}
-		if !failing.Load() || !hit {
-			return nil, nil, false
-		}
-		if topic != "" && len(preq.Topics) > 1 {
-			panic("devkafka.FailProduce: a produce request with several topics")
-		}
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range preq.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+	c.Fault(kfake.Fault{
+		Keys:  []kmsg.Key{kmsg.Produce},
+		Topic: topic,
+		Err:   kerr.NotEnoughReplicas,
+		Count: -1,
+		When:  func(kmsg.Request) bool { return failing.Load() },
 	})
 }
