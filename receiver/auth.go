@@ -200,7 +200,13 @@ func (s *Server) authenticate(c echo.Context) (*credential, error) {
 	cs := s.tokens.current()
 	r := c.Request()
 	_, pass, basic := r.BasicAuth()
-	candidates := [...]string{c.Param("token"), c.QueryParam("token"), pass}
+	// Echo's QueryParam parses the whole query into a map; a POST has
+	// none, and its parse would be work for nothing on every callback.
+	var query string
+	if r.URL.RawQuery != "" {
+		query = c.QueryParam("token")
+	}
+	candidates := [...]string{c.Param("token"), query, pass}
 	for _, cand := range candidates {
 		if cand == "" {
 			continue

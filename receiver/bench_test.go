@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,8 @@ import (
 // BenchmarkWebhook measures the whole HTTP handler (middleware, token
 // check, read, decode, validate, the answer) with a sink that takes every
 // event at once, so that what is left is the receiver's own cost. Spans are
-// made by the SDK without an exporter, as in production with tracing off.
+// made by the SDK without an exporter, as in production with tracing off;
+// the access log is formatted as JSON, as in production, and discarded.
 func BenchmarkWebhook(b *testing.B) {
 	tp := sdktrace.NewTracerProvider()
 	defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -28,7 +30,7 @@ func BenchmarkWebhook(b *testing.B) {
 	}
 	cfg := DefaultConfig()
 	cfg.Tokens = []string{token}
-	set := telemetry.Settings{Logger: slog.New(slog.DiscardHandler), TracerProvider: tp}
+	set := telemetry.Settings{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), TracerProvider: tp}
 	s, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: discard}, set)
 	if err != nil {
 		b.Fatal(err)

@@ -3,6 +3,7 @@ package receiver
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +17,12 @@ type metrics struct {
 	// read, "unrecognized" for unknown names, to bound cardinality),
 	// delivery method and outcome.
 	requests *prometheus.CounterVec
+	// counters holds requests' children by label set, resolved on first
+	// use: WithLabelValues per request checks and hashes three strings and
+	// takes the vector's lock; the label sets are few (bounded by the
+	// known names, methods and outcomes), and creating them all up front
+	// would export hundreds of zero series.
+	counters sync.Map // requestLabels -> prometheus.Counter
 	// duration observes webhook request latency by outcome; its children
 	// are resolved once, the outcomes being a fixed set.
 	duration map[string]prometheus.Observer
@@ -61,9 +68,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// requestLabels is one label set of the requests counter.
+type requestLabels struct{ event, delivery, outcome string }
+
 // observe records a finished webhook request.
 func (m *metrics) observe(event, delivery, outcome string, seconds float64) {
-	m.requests.WithLabelValues(event, delivery, outcome).Inc()
+	key := requestLabels{event, delivery, outcome}
+	c, ok := m.counters.Load(key)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(key, m.requests.WithLabelValues(event, delivery, outcome))
+	}
+	c.(prometheus.Counter).Inc()
 	o, ok := m.duration[outcome]
 	if !ok {
 		o = m.durationOther.WithLabelValues(outcome)

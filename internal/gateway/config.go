@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
@@ -212,11 +213,19 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("log format %q: want json or text", format)
 	}
-	return nil, fmt.Errorf("log format %q: want json or text", format)
+	// A buffered writer (telemetry.LogWriter) gets warnings and errors
+	// written out at once, with what was buffered before them.
+	if f, ok := w.(interface{ Flush() error }); ok {
+		h = telemetry.FlushingHandler{Handler: h, Flusher: f, Level: slog.LevelWarn}
+	}
+	return slog.New(h), nil
 }

@@ -20,7 +20,13 @@ func Serve(ctx context.Context, args []string, io cli.IO, version string) error 
 		return err
 	}
 	cfg.Version = version
-	log, err := NewLogger(io.Stderr, cfg.LogLevel, cfg.LogFormat)
+	// Buffered: an unbuffered stderr is a system call per access-log line.
+	// Warnings and errors are written out at once (NewLogger). Deferred
+	// first, so that it runs last, after the spans' flush has logged.
+	logw := telemetry.NewLogWriter(io.Stderr, 64<<10, 200*time.Millisecond)
+	logw.Start()
+	defer func() { _ = logw.Shutdown(context.Background()) }()
+	log, err := NewLogger(logw, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return cli.Usage(err)
 	}
