@@ -41,9 +41,12 @@ type Kafka struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	publish *prometheus.HistogramVec
-	dropped *prometheus.CounterVec
-	created sync.Map // topics named by routes with {account}, created
-	prod    *producer
+	// observers holds publish's children by label set, resolved on first
+	// use rather than by WithLabelValues per message.
+	observers sync.Map // publishLabels -> prometheus.Observer
+	dropped   *prometheus.CounterVec
+	created   sync.Map // topics named by routes with {account}, created
+	prod      *producer
 	// transport is the producer's and client's: dropping its connection
 	// pool is the only way to make kafka-go fetch fresh metadata before its
 	// TTL.
@@ -423,9 +426,21 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 			result = "spooled"
 			spans[i].AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", r.spooled)))
 		}
-		k.publish.WithLabelValues(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
+		k.observer(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
+}
+
+// publishLabels is one label set of the publish histogram.
+type publishLabels struct{ topic, result string }
+
+func (k *Kafka) observer(topic, result string) prometheus.Observer {
+	key := publishLabels{topic, result}
+	o, ok := k.observers.Load(key)
+	if !ok {
+		o, _ = k.observers.LoadOrStore(key, k.publish.WithLabelValues(topic, result))
+	}
+	return o.(prometheus.Observer)
 }
 
 // writeFresh writes msgs through the producer, and, on
