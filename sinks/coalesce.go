@@ -76,8 +76,8 @@ type produceCall struct {
 // produce makes msgs durable, coalesced with whatever else is waiting, and
 // returns each message's result. When ctx ends first the messages' errors
 // are ctx's, although a write already sent may still land, and messages a
-// round took may still be spooled (at-least-once, as with the Writer
-// alone).
+// round took may still be spooled (at-least-once, as with any write
+// already sent).
 func (c *coalescer) produce(ctx context.Context, msgs []kafka.Message) []result {
 	call := &produceCall{msgs: msgs, at: time.Now(), done: make(chan struct{})}
 	c.mu.Lock()

@@ -172,7 +172,7 @@ func newProducer(cfg producerConfig) (*producer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// Murmur2Balancer is what sinks.Kafka's Writer uses: a nil key goes to
+	// Murmur2Balancer is what kafka-go's Writer uses too: a nil key goes to
 	// a random partition there and here.
 	return &producer{cfg: cfg, brokers: map[int32]*brokerQueue{}}, nil
 }

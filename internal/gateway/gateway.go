@@ -94,7 +94,7 @@ func (g *Gateway) Kafka() *sinks.Kafka { return g.kafka }
 func (g *Gateway) Broker() *devkafka.Broker { return g.broker }
 
 // Stop shuts down in order: stop accepting and answer what is in flight,
-// flush and close the Kafka writer, stop the embedded broker. Each step is
+// drain the Kafka producer, stop the embedded broker. Each step is
 // bounded by the shutdown timeout. Safe on a half-started gateway.
 func (g *Gateway) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
@@ -106,7 +106,7 @@ func (g *Gateway) Stop() {
 	}
 	if g.kafka != nil {
 		if err := g.kafka.Shutdown(ctx); err != nil {
-			g.log.Error("closing the Kafka writer", "error", err)
+			g.log.Error("Kafka sink shutdown", "error", err)
 		}
 	}
 	if g.broker != nil {
