@@ -335,12 +335,29 @@ func (k *Kafka) Health(ctx context.Context) Health {
 // at-least-once, deduplicated by event_id. An event a route drops on
 // purpose returns nil and is counted.
 func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
+	return k.publishWith(ctx, ev, nil)
+}
+
+// Redrive publishes ev as [Kafka.Publish] does, each copy with the header
+// emma_redriven_from = from, the dead letter ev was decoded from
+// ("{topic}/{partition}/{offset}"): a consumer can tell a redriven event
+// from a fresh one, and the event_id stays the event's.
+func (k *Kafka) Redrive(ctx context.Context, ev *events.Event, from string) error {
+	return k.publishWith(ctx, ev, &kafka.Header{Key: kafkaevents.HeaderRedrivenFrom, Value: []byte(from)})
+}
+
+// publishWith is Publish, adding extra (when not nil) to every copy.
+func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.Header) error {
 	value, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", ev.Name, err)
 	}
 	if !ev.Recognized() {
-		return k.write(ctx, binaryMessage(k.cfg.UnrecognizedTopic, ev, ev.Key(), value))
+		m := binaryMessage(k.cfg.UnrecognizedTopic, ev, ev.Key(), value)
+		if extra != nil {
+			m.Headers = append(m.Headers, *extra)
+		}
+		return k.write(ctx, m)
 	}
 	dests := []Destination{{Topic: k.cfg.topic(ev.Name), Key: KeyDefault, ContentMode: ContentBinary}}
 	if k.cfg.Routes != nil {
@@ -363,6 +380,11 @@ func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
 			continue
 		}
 		msgs = append(msgs, binaryMessage(d.Topic, ev, key, value))
+	}
+	if extra != nil {
+		for i := range msgs {
+			msgs[i].Headers = append(msgs[i].Headers, *extra)
+		}
 	}
 	if err := k.ensureRouteTopics(ctx, msgs); err != nil && k.spool == nil {
 		return err
