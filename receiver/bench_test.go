@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/console"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -22,37 +24,56 @@ import (
 func BenchmarkWebhook(b *testing.B) {
 	tp := sdktrace.NewTracerProvider()
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	discard := SinkFuncs{
-		PublishFunc:    func(context.Context, *events.Event) error { return nil },
-		DeadLetterFunc: func(context.Context, *events.Rejection) error { return nil },
-	}
+	discard := placingDiscard{}
 	cfg := DefaultConfig()
 	cfg.Tokens = []string{token}
-	set := telemetry.Settings{Logger: slog.New(slog.DiscardHandler), TracerProvider: tp}
-	s, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: discard}, set)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := s.Handler()
-	target := "http://gateway.test/webhooks/emma/" + token
-	for _, method := range []string{http.MethodPost, http.MethodGet} {
-		b.Run(method, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				var req *http.Request
-				if method == http.MethodPost {
-					req = httptest.NewRequest(method, target, strings.NewReader(openEvent))
-					req.Header.Set("Content-Type", "application/json")
-				} else {
-					req = httptest.NewRequest(method, target+"?payload="+url.QueryEscape(openEvent), nil)
+	// console: the recorder on (with a sink that says where events went,
+	// as sinks.Kafka does), beside off, in the same run.
+	for _, console_ := range []bool{false, true} {
+		set := telemetry.Settings{Logger: slog.New(slog.DiscardHandler), TracerProvider: tp, Registerer: prometheus.NewRegistry()}
+		deps := Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: discard}
+		name := "console=off"
+		if console_ {
+			deps.Recorder = console.NewRecorder(console.DefaultRecorderConfig())
+			name = "console=on"
+		}
+		s, err := New(cfg, deps, set)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := s.Handler()
+		target := "http://gateway.test/webhooks/emma/" + token
+		for _, method := range []string{http.MethodPost, http.MethodGet} {
+			b.Run(name+"/"+method, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					var req *http.Request
+					if method == http.MethodPost {
+						req = httptest.NewRequest(method, target, strings.NewReader(openEvent))
+						req.Header.Set("Content-Type", "application/json")
+					} else {
+						req = httptest.NewRequest(method, target+"?payload="+url.QueryEscape(openEvent), nil)
+					}
+					req.RemoteAddr = "192.0.2.1:4321"
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Fatalf("%s: %d %s", method, w.Code, w.Body)
+					}
 				}
-				req.RemoteAddr = "192.0.2.1:4321"
-				w := httptest.NewRecorder()
-				h.ServeHTTP(w, req)
-				if w.Code != http.StatusOK {
-					b.Fatalf("%s: %d %s", method, w.Code, w.Body)
-				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// placingDiscard takes every event at once and says where it went.
+type placingDiscard struct{}
+
+func (placingDiscard) Publish(context.Context, *events.Event) error        { return nil }
+func (placingDiscard) DeadLetter(context.Context, *events.Rejection) error { return nil }
+func (placingDiscard) PublishPlaced(context.Context, *events.Event) (Placement, error) {
+	return Placement{Topic: "emma.message_open", Partition: 1, Offset: 42}, nil
+}
+func (placingDiscard) DeadLetterPlaced(context.Context, *events.Rejection) (Placement, error) {
+	return Placement{Topic: "emma.deadletter", Partition: 0, Offset: 7}, nil
 }

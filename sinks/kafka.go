@@ -130,10 +130,13 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 				for _, m := range msgs {
 					// A live publish carries its producer span; a replayed
 					// record has none (its span ended when it was spooled).
-					if span, ok := m.WriterData.(trace.Span); ok {
-						span.SetAttributes(
+					if s, ok := m.WriterData.(*sent); ok {
+						s.span.SetAttributes(
 							semconv.MessagingDestinationPartitionID(strconv.Itoa(m.Partition)),
 							semconv.MessagingKafkaOffset(int(m.Offset)))
+						// Written before the Writer completes the batch, so
+						// before WriteMessages returns to write.
+						s.partition, s.offset, s.known = int32(m.Partition), m.Offset, true
 					}
 				}
 			},
@@ -335,7 +338,15 @@ func (k *Kafka) Health(ctx context.Context) Health {
 // at-least-once, deduplicated by event_id. An event a route drops on
 // purpose returns nil and is counted.
 func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
-	return k.publishWith(ctx, ev, nil)
+	return k.publishWith(ctx, ev, nil, nil)
+}
+
+// PublishPlaced is [Kafka.Publish], also saying where the event's first
+// copy went. An event a route drops has an empty Placement.
+func (k *Kafka) PublishPlaced(ctx context.Context, ev *events.Event) (Placement, error) {
+	p := Placement{Partition: -1, Offset: -1}
+	err := k.publishWith(ctx, ev, nil, &p)
+	return p, err
 }
 
 // Redrive publishes ev as [Kafka.Publish] does, each copy with the header
@@ -343,11 +354,12 @@ func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
 // ("{topic}/{partition}/{offset}"): a consumer can tell a redriven event
 // from a fresh one, and the event_id stays the event's.
 func (k *Kafka) Redrive(ctx context.Context, ev *events.Event, from string) error {
-	return k.publishWith(ctx, ev, &kafka.Header{Key: kafkaevents.HeaderRedrivenFrom, Value: []byte(from)})
+	return k.publishWith(ctx, ev, &kafka.Header{Key: kafkaevents.HeaderRedrivenFrom, Value: []byte(from)}, nil)
 }
 
-// publishWith is Publish, adding extra (when not nil) to every copy.
-func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.Header) error {
+// publishWith is Publish, adding extra (when not nil) to every copy, and
+// filling place (when not nil).
+func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.Header, place *Placement) error {
 	value, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", ev.Name, err)
@@ -357,7 +369,7 @@ func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.
 		if extra != nil {
 			m.Headers = append(m.Headers, *extra)
 		}
-		return k.write(ctx, m)
+		return k.write(ctx, place, m)
 	}
 	dests := []Destination{{Topic: k.cfg.topic(ev.Name), Key: KeyDefault, ContentMode: ContentBinary}}
 	if k.cfg.Routes != nil {
@@ -389,19 +401,31 @@ func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.
 	if err := k.ensureRouteTopics(ctx, msgs); err != nil && k.spool == nil {
 		return err
 	} // with a spool, the copies are spooled and the replay creates the topics
-	return k.write(ctx, msgs...)
+	return k.write(ctx, place, msgs...)
 }
 
 // DeadLetter writes a rejected callback, raw, to the dead-letter topic with
 // the reason in its headers.
 func (k *Kafka) DeadLetter(ctx context.Context, r *events.Rejection) error {
+	return k.deadLetter(ctx, r, nil)
+}
+
+// DeadLetterPlaced is [Kafka.DeadLetter], also saying where the letter
+// went.
+func (k *Kafka) DeadLetterPlaced(ctx context.Context, r *events.Rejection) (Placement, error) {
+	p := Placement{Partition: -1, Offset: -1}
+	err := k.deadLetter(ctx, r, &p)
+	return p, err
+}
+
+func (k *Kafka) deadLetter(ctx context.Context, r *events.Rejection, place *Placement) error {
 	msg := kafka.Message{
 		Topic:   k.cfg.DeadLetterTopic,
 		Key:     []byte(r.ID),
 		Value:   r.Payload,
 		Headers: deadLetterHeaders(r),
 	}
-	return k.write(ctx, msg)
+	return k.write(ctx, place, msg)
 }
 
 // ensureRouteTopics creates, once, the topics a route names with {account}
@@ -437,7 +461,7 @@ func (k *Kafka) ensureRouteTopics(ctx context.Context, msgs []kafka.Message) err
 
 // write makes msgs durable: one producer span per message, one produce
 // call for all, and, with a spool, the copies Kafka did not take spooled.
-func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
+func (k *Kafka) write(ctx context.Context, place *Placement, msgs ...kafka.Message) error {
 	spans := make([]trace.Span, len(msgs))
 	for i := range msgs {
 		var sctx context.Context
@@ -457,7 +481,7 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
 		// The Writer hands it back to Completion, which records the
 		// partition and offset Kafka gave the message.
-		msgs[i].WriterData = spans[i]
+		msgs[i].WriterData = &sent{span: spans[i]}
 	}
 	start := time.Now()
 	// With a spool, the coalescer spools what Kafka does not take within
@@ -474,9 +498,36 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 			result = "spooled"
 			spans[i].AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", r.spooled)))
 		}
+		if i == 0 && place != nil {
+			*place = Placement{Topic: msgs[0].Topic, Partition: -1, Offset: -1, Spooled: r.spooled != ""}
+			if s := msgs[0].WriterData.(*sent); r.err == nil && r.spooled == "" && s.known {
+				place.Partition, place.Offset = s.partition, s.offset
+			}
+		}
 		k.publish.WithLabelValues(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
+}
+
+// sent is a live message's WriterData: its producer span, and where Kafka
+// put it once the Writer's Completion has seen it.
+type sent struct {
+	span      trace.Span
+	partition int32
+	offset    int64
+	known     bool
+}
+
+// Placement is where the sink put an event's first copy (the first
+// destination of its route) or a dead letter: for the operator console.
+type Placement struct {
+	Topic string
+	// Partition and Offset are -1 when unknown (spooled, or failed).
+	Partition int32
+	Offset    int64
+	// Spooled is true when the copy is in the local spool, not yet in
+	// Kafka.
+	Spooled bool
 }
 
 // writeFresh is the Writer's WriteMessages plus what kafka-go does not do:
