@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -141,10 +142,14 @@ func committed(ctx context.Context, c *kafka.Client, topic, group string, spans 
 	for i, sp := range spans {
 		parts[i] = sp.partition
 	}
-	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
-	if err == nil {
-		err = res.Error
-	}
+	var res *kafka.OffsetFetchResponse
+	err := coordinated(ctx, func() error {
+		var err error
+		if res, err = c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}}); err == nil {
+			err = res.Error
+		}
+		return err
+	})
 	if errors.Is(err, kafka.GroupIdNotFound) {
 		// Apache Kafka answers an unknown group with no offsets; kfake
 		// says so. Either way nothing was replayed yet.
@@ -171,18 +176,50 @@ func committed(ctx context.Context, c *kafka.Client, topic, group string, spans 
 }
 
 func commit(ctx context.Context, c *kafka.Client, topic, group string, partition int, offset int64) error {
-	res, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
-		GroupID:      group,
-		GenerationID: -1, // a simple commit: the group has no members
-		Topics:       map[string][]kafka.OffsetCommit{topic: {{Partition: partition, Offset: offset}}},
-	})
-	if err == nil {
-		for _, p := range res.Topics[topic] {
-			err = errors.Join(err, p.Error)
+	err := coordinated(ctx, func() error {
+		res, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+			GroupID:      group,
+			GenerationID: -1, // a simple commit: the group has no members
+			Topics:       map[string][]kafka.OffsetCommit{topic: {{Partition: partition, Offset: offset}}},
+		})
+		if err != nil {
+			return err
 		}
-	}
+		for _, p := range res.Topics[topic] {
+			if p.Error != nil {
+				return p.Error
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("group %s: commit %s/%d at %d: %w", group, topic, partition, offset, err)
 	}
 	return nil
 }
+
+// coordinated runs a group request until the group's coordinator takes it,
+// for at most coordinatorWait. kafka-go finds the coordinator before each
+// group request but ignores FindCoordinator's error: while Kafka creates
+// __consumer_offsets (a group's first use on a fresh cluster) or moves a
+// coordinator, the request lands on another broker and is refused with
+// NOT_COORDINATOR, or the coordinator is still loading its offsets.
+func coordinated(ctx context.Context, req func() error) error {
+	deadline := time.Now().Add(coordinatorWait)
+	backoff := 100 * time.Millisecond
+	for {
+		err := req()
+		if err == nil || !(errors.Is(err, kafka.NotCoordinatorForGroup) || errors.Is(err, kafka.GroupCoordinatorNotAvailable) || errors.Is(err, kafka.GroupLoadInProgress)) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// coordinatorWait bounds the wait for a group coordinator.
+const coordinatorWait = 30 * time.Second
