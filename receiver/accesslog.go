@@ -123,8 +123,10 @@ func (s *Server) record(c echo.Context, start time.Time, status int, outcome str
 	if ev, ok := c.Get(ctxEvent).(*events.Event); ok {
 		rec.Account = int64(ev.AccountID())
 	}
-	if p, ok := c.Get(ctxPlacement).(Placement); ok {
+	if p, ok := c.Get(ctxPlacement).(*Placement); ok {
 		rec.Topic, rec.Partition, rec.Offset, rec.Spooled = p.Topic, p.Partition, p.Offset, p.Spooled
+		c.Set(ctxPlacement, nil)
+		s.placements.Put(p)
 	}
 	s.deps.Recorder.Record(rec)
 }

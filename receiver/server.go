@@ -117,6 +117,8 @@ type Server struct {
 	http    *http.Server
 	limits  *limits
 	placer  PlacingSink // the sink, when it is one and a recorder is set
+	// placements are the boxes of setPlacement.
+	placements sync.Pool
 
 	mu       sync.Mutex
 	ln       net.Listener

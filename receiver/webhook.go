@@ -132,7 +132,7 @@ func (s *Server) publish(ctx context.Context, c echo.Context, ev *events.Event) 
 	}
 	p, err := s.placer.PublishPlaced(ctx, ev)
 	if err == nil {
-		c.Set(ctxPlacement, p)
+		s.setPlacement(c, p)
 	}
 	return err
 }
@@ -158,12 +158,23 @@ func (s *Server) deadLetter(ctx context.Context, c echo.Context, r *events.Rejec
 		account = int64(ev.AccountID())
 		c.Set(ctxEvent, ev)
 	}
-	c.Set(ctxPlacement, p)
+	s.setPlacement(c, p)
 	s.deps.Recorder.RecordDeadLetter(console.DeadLetter{
 		Time: r.ReceivedAt, Method: string(r.Delivery), Event: r.EventName, Account: account,
 		Reason: r.Reason, Fields: r.Errors, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset,
 	})
 	return nil
+}
+
+// setPlacement leaves p for the access log's record, in a pooled box:
+// boxing the struct itself would allocate on every callback.
+func (s *Server) setPlacement(c echo.Context, p Placement) {
+	box, _ := s.placements.Get().(*Placement)
+	if box == nil {
+		box = new(Placement)
+	}
+	*box = p
+	c.Set(ctxPlacement, box)
 }
 
 // publishContext keeps the request's trace but not its cancellation: once a
