@@ -4,6 +4,9 @@
 // sink, those that now pass (the redrive of callbacks rejected by a rule
 // since fixed).
 //
+// [Run] is the "emma-gateway deadletter list|replay" command over them.
+//
 // It knows Kafka (through kafka-go and the wire contract of
-// events/kafkaevents) and events; it does not know HTTP.
+// events/kafkaevents), events and the sink it publishes through; it does
+// not know HTTP.
 package deadletter
