@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -104,14 +105,19 @@ func Run(ctx context.Context, args []string, env cli.IO, version string) error {
 	cfg := ReplayConfig{
 		Decoder: events.NewDecoder(events.DecoderConfig{Location: loc}), Group: group, FromBeginning: fromBeginning, DryRun: dryRun,
 		Handled: func(o Outcome) {
-			note := "published"
+			l, note := o.Letter, "published"
 			switch {
 			case o.Err != nil:
-				note = "still fails: " + o.Err.Error()
+				// Today's reasons, not those the letter was written with.
+				note, l.Detail, l.Errors = "still fails", o.Err.Error(), nil
+				var ve *events.ValidationError
+				if errors.As(o.Err, &ve) {
+					l.Errors = ve.Errors
+				}
 			case dryRun:
 				note = "would pass"
 			}
-			_ = p.Print(o.Letter, note)
+			_ = p.Print(l, note)
 		},
 	}
 	if !dryRun {
