@@ -593,3 +593,23 @@ func TestPublishPlacedSaysWhereKafkaPutTheEvent(t *testing.T) {
 		t.Errorf("dead letter placed %+v, %v; want %+v", p, err, want)
 	}
 }
+
+func TestPublishPlacedSaysSpooled(t *testing.T) {
+	t.Parallel() // its own broker on a free port
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), func(c *Config) {
+		c.Spool.Dir = t.TempDir()
+		c.Spool.After = 100 * time.Millisecond
+		c.MaxAttempts = 1
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	devkafka.FailProduce(e.Cluster(), failing, "")
+	p, err := k.PublishPlaced(context.Background(), testEvent(t))
+	if want := (Placement{Topic: "emma.message_open", Partition: -1, Offset: -1, Spooled: true}); err != nil || p != want {
+		t.Errorf("placed %+v, %v with Kafka failing and a spool; want %+v", p, err, want)
+	}
+}
