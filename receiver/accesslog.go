@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/console"
 )
 
 // Keys of values that handlers leave on the echo.Context for the access log.
@@ -17,6 +18,9 @@ const (
 	ctxEventName = "emma.event_name"
 	ctxEventID   = "emma.event_id"
 	ctxCause     = "emma.cause"
+	// For the console recorder only: the *events.Event and the Placement.
+	ctxEvent     = "emma.event"
+	ctxPlacement = "emma.placement"
 )
 
 func setOutcome(c echo.Context, o string) { c.Set(ctxOutcome, o) }
@@ -67,7 +71,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		s.log.LogAttrs(c.Request().Context(), level, "request", attrs...)
 		if webhook {
 			outcome, _ := c.Get(ctxOutcome).(string)
-			s.metrics.observe(eventLabel(c), deliveryLabel(c.Request().Method), outcome, time.Since(start).Seconds())
+			latency := time.Since(start)
+			s.metrics.observe(eventLabel(c), deliveryLabel(c.Request().Method), outcome, latency.Seconds())
+			if s.deps.Recorder != nil {
+				s.record(c, start, status, outcome, latency)
+			}
 		}
 		return nil
 	}
@@ -104,4 +112,21 @@ func routeName(c echo.Context) string {
 	default:
 		return p
 	}
+}
+
+// record gives the console's recorder one webhook answer: what the access
+// log says, plus the account and where the event went.
+func (s *Server) record(c echo.Context, start time.Time, status int, outcome string, latency time.Duration) {
+	rec := console.Callback{Time: start, Method: c.Request().Method, Status: status, Outcome: outcome, Latency: latency, Partition: -1, Offset: -1}
+	rec.Event, _ = c.Get(ctxEventName).(string)
+	rec.EventID, _ = c.Get(ctxEventID).(string)
+	if ev, ok := c.Get(ctxEvent).(*events.Event); ok {
+		rec.Account = int64(ev.AccountID())
+	}
+	if p, ok := c.Get(ctxPlacement).(*Placement); ok {
+		rec.Topic, rec.Partition, rec.Offset, rec.Spooled = p.Topic, p.Partition, p.Offset, p.Spooled
+		c.Set(ctxPlacement, nil)
+		s.placements.Put(p)
+	}
+	s.deps.Recorder.Record(rec)
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/console"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -44,6 +45,26 @@ func (f SinkFuncs) DeadLetter(ctx context.Context, r *events.Rejection) error {
 
 var _ Sink = SinkFuncs{}
 
+// Placement is where a sink put an event's first copy or a dead letter,
+// as the operator console shows it.
+type Placement struct {
+	Topic string
+	// Partition and Offset are -1 when unknown.
+	Partition int32
+	Offset    int64
+	// Spooled is true when the copy waits in the local spool.
+	Spooled bool
+}
+
+// PlacingSink is a [Sink] that also says where it put what it was given.
+// With a console recorder in [Deps], the receiver uses these methods when
+// its sink has them, to show topic, partition and offset.
+type PlacingSink interface {
+	Sink
+	PublishPlaced(ctx context.Context, ev *events.Event) (Placement, error)
+	DeadLetterPlaced(ctx context.Context, r *events.Rejection) (Placement, error)
+}
+
 // Readiness is the answer of a readiness check: whether the gateway can
 // accept events now, and a line per dependency saying why.
 type Readiness struct {
@@ -70,6 +91,9 @@ type Deps struct {
 	// as /metrics and /schemas/*: the receiver links neither Prometheus'
 	// HTTP handler nor the schemas.
 	Mounts []Mount
+	// Recorder, when set, is given every webhook answer and every dead
+	// letter, for the operator console (never a payload or a token).
+	Recorder *console.Recorder
 }
 
 // Mount is a GET handler served at Path, in Echo's syntax: a trailing "*"
@@ -92,6 +116,9 @@ type Server struct {
 	echo    *echo.Echo
 	http    *http.Server
 	limits  *limits
+	placer  PlacingSink // the sink, when it is one and a recorder is set
+	// placements are the boxes of setPlacement.
+	placements sync.Pool
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -140,6 +167,9 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 		limits:   newLimits(cfg),
 		serveErr: make(chan error, 1),
 		stop:     make(chan struct{}),
+	}
+	if deps.Recorder != nil {
+		s.placer, _ = deps.Sink.(PlacingSink)
 	}
 	if cfg.TLSCertFile != "" {
 		if s.certs, err = newCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile, set.Logger); err != nil {

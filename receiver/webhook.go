@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/console"
 )
 
 // Accepted is the body of a 200 answer.
@@ -107,7 +108,7 @@ func (s *Server) webhook(c echo.Context) error {
 
 	pctx, cancel := s.publishContext(ctx)
 	defer cancel()
-	if err := s.deps.Sink.Publish(pctx, ev); err != nil {
+	if err := s.publish(pctx, c, ev); err != nil {
 		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "the event could not be made durable; retry later").
 			retry(s.cfg.RetryAfter).withCause(err)
 	}
@@ -117,6 +118,63 @@ func (s *Server) webhook(c echo.Context) error {
 	}
 	setOutcome(c, outcome)
 	return c.JSON(http.StatusOK, Accepted{Status: "accepted", EventID: ev.ID, Event: ev.Name, Recognized: ev.Recognized()})
+}
+
+// publish hands ev to the sink; with a console recorder and a sink that
+// says where it put the event, the placement is left for the access log's
+// record.
+func (s *Server) publish(ctx context.Context, c echo.Context, ev *events.Event) error {
+	if s.deps.Recorder != nil {
+		c.Set(ctxEvent, ev)
+	}
+	if s.placer == nil {
+		return s.deps.Sink.Publish(ctx, ev)
+	}
+	p, err := s.placer.PublishPlaced(ctx, ev)
+	if err == nil {
+		s.setPlacement(c, p)
+	}
+	return err
+}
+
+// deadLetter keeps r on the dead-letter topic and, with a console
+// recorder, records it with its reason and field errors.
+func (s *Server) deadLetter(ctx context.Context, c echo.Context, r *events.Rejection, ev *events.Event) error {
+	if s.deps.Recorder == nil {
+		return s.deps.Sink.DeadLetter(ctx, r)
+	}
+	p := Placement{Topic: "", Partition: -1, Offset: -1}
+	var err error
+	if s.placer != nil {
+		p, err = s.placer.DeadLetterPlaced(ctx, r)
+	} else {
+		err = s.deps.Sink.DeadLetter(ctx, r)
+	}
+	if err != nil {
+		return err
+	}
+	var account int64
+	if ev != nil {
+		account = int64(ev.AccountID())
+		c.Set(ctxEvent, ev)
+	}
+	s.setPlacement(c, p)
+	s.deps.Recorder.RecordDeadLetter(console.DeadLetter{
+		Time: r.ReceivedAt, Method: string(r.Delivery), Event: r.EventName, Account: account,
+		Reason: r.Reason, Fields: r.Errors, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset,
+	})
+	return nil
+}
+
+// setPlacement leaves p for the access log's record, in a pooled box:
+// boxing the struct itself would allocate on every callback.
+func (s *Server) setPlacement(c echo.Context, p Placement) {
+	box, _ := s.placements.Get().(*Placement)
+	if box == nil {
+		box = new(Placement)
+	}
+	*box = p
+	c.Set(ctxPlacement, box)
 }
 
 // publishContext keeps the request's trace but not its cancellation: once a
@@ -133,7 +191,7 @@ func (s *Server) reject(c echo.Context, cb callback, ev *events.Event, err error
 	r := events.NewRejection(cb.payload, cb.delivery, cb.contentType, cb.receivedAt, ev, err)
 	ctx, cancel := s.publishContext(c.Request().Context())
 	defer cancel()
-	if derr := s.deps.Sink.DeadLetter(ctx, r); derr != nil {
+	if derr := s.deadLetter(ctx, c, r, ev); derr != nil {
 		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "the rejected callback could not be kept; retry later").
 			retry(s.cfg.RetryAfter).withCause(errors.Join(err, derr))
 	}

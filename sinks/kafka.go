@@ -309,12 +309,38 @@ func (k *Kafka) Health(ctx context.Context) Health {
 // at-least-once, deduplicated by event_id. An event a route drops on
 // purpose returns nil and is counted.
 func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
+	return k.publishWith(ctx, ev, nil, nil)
+}
+
+// PublishPlaced is [Kafka.Publish], also saying where the event's first
+// copy went. An event a route drops has an empty Placement.
+func (k *Kafka) PublishPlaced(ctx context.Context, ev *events.Event) (Placement, error) {
+	p := Placement{Partition: -1, Offset: -1}
+	err := k.publishWith(ctx, ev, nil, &p)
+	return p, err
+}
+
+// Redrive publishes ev as [Kafka.Publish] does, each copy with the header
+// emma_redriven_from = from, the dead letter ev was decoded from
+// ("{topic}/{partition}/{offset}"): a consumer can tell a redriven event
+// from a fresh one, and the event_id stays the event's.
+func (k *Kafka) Redrive(ctx context.Context, ev *events.Event, from string) error {
+	return k.publishWith(ctx, ev, &kafka.Header{Key: kafkaevents.HeaderRedrivenFrom, Value: []byte(from)}, nil)
+}
+
+// publishWith is Publish, adding extra (when not nil) to every copy, and
+// filling place (when not nil).
+func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.Header, place *Placement) error {
 	value, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", ev.Name, err)
 	}
 	if !ev.Recognized() {
-		return k.write(ctx, binaryMessage(k.cfg.UnrecognizedTopic, ev, ev.Key(), value))
+		m := binaryMessage(k.cfg.UnrecognizedTopic, ev, ev.Key(), value)
+		if extra != nil {
+			m.Headers = append(m.Headers, *extra)
+		}
+		return k.write(ctx, place, m)
 	}
 	dests := []Destination{{Topic: k.cfg.topic(ev.Name), Key: KeyDefault, ContentMode: ContentBinary}}
 	if k.cfg.Routes != nil {
@@ -338,22 +364,39 @@ func (k *Kafka) Publish(ctx context.Context, ev *events.Event) error {
 		}
 		msgs = append(msgs, binaryMessage(d.Topic, ev, key, value))
 	}
+	if extra != nil {
+		for i := range msgs {
+			msgs[i].Headers = append(msgs[i].Headers, *extra)
+		}
+	}
 	if err := k.ensureRouteTopics(ctx, msgs); err != nil && k.spool == nil {
 		return err
 	} // with a spool, the copies are spooled and the replay creates the topics
-	return k.write(ctx, msgs...)
+	return k.write(ctx, place, msgs...)
 }
 
 // DeadLetter writes a rejected callback, raw, to the dead-letter topic with
 // the reason in its headers.
 func (k *Kafka) DeadLetter(ctx context.Context, r *events.Rejection) error {
+	return k.deadLetter(ctx, r, nil)
+}
+
+// DeadLetterPlaced is [Kafka.DeadLetter], also saying where the letter
+// went.
+func (k *Kafka) DeadLetterPlaced(ctx context.Context, r *events.Rejection) (Placement, error) {
+	p := Placement{Partition: -1, Offset: -1}
+	err := k.deadLetter(ctx, r, &p)
+	return p, err
+}
+
+func (k *Kafka) deadLetter(ctx context.Context, r *events.Rejection, place *Placement) error {
 	msg := kafka.Message{
 		Topic:   k.cfg.DeadLetterTopic,
 		Key:     []byte(r.ID),
 		Value:   r.Payload,
 		Headers: deadLetterHeaders(r),
 	}
-	return k.write(ctx, msg)
+	return k.write(ctx, place, msg)
 }
 
 // ensureRouteTopics creates, once, the topics a route names with {account}
@@ -389,7 +432,7 @@ func (k *Kafka) ensureRouteTopics(ctx context.Context, msgs []kafka.Message) err
 
 // write makes msgs durable: one producer span per message, one produce
 // call for all, and, with a spool, the copies Kafka did not take spooled.
-func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
+func (k *Kafka) write(ctx context.Context, place *Placement, msgs ...kafka.Message) error {
 	spans := make([]trace.Span, len(msgs))
 	for i := range msgs {
 		var sctx context.Context
@@ -407,9 +450,9 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 		// The message carries its producer span, so a consumer's span is
 		// its child, also when the message is replayed from the spool.
 		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
-		// writeFresh records on it the partition and offset Kafka gave
+		// produceInto records on it the partition and offset Kafka gave
 		// the message.
-		msgs[i].WriterData = spans[i]
+		msgs[i].WriterData = &sent{span: spans[i]}
 	}
 	start := time.Now()
 	// With a spool, the coalescer spools what Kafka does not take within
@@ -426,6 +469,12 @@ func (k *Kafka) write(ctx context.Context, msgs ...kafka.Message) error {
 			result = "spooled"
 			spans[i].AddEvent("spooled", trace.WithAttributes(attribute.String("emma.spool.reason", r.spooled)))
 		}
+		if i == 0 && place != nil {
+			*place = Placement{Topic: msgs[0].Topic, Partition: -1, Offset: -1, Spooled: r.spooled != ""}
+			if s := msgs[0].WriterData.(*sent); r.err == nil && r.spooled == "" && s.known {
+				place.Partition, place.Offset = s.partition, s.offset
+			}
+		}
 		k.observer(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
@@ -441,6 +490,27 @@ func (k *Kafka) observer(topic, result string) prometheus.Observer {
 		o, _ = k.observers.LoadOrStore(key, k.publish.WithLabelValues(topic, result))
 	}
 	return o.(prometheus.Observer)
+}
+
+// sent is a live message's WriterData: its producer span, and where Kafka
+// put it once the producer has written it.
+type sent struct {
+	span      trace.Span
+	partition int32
+	offset    int64
+	known     bool
+}
+
+// Placement is where the sink put an event's first copy (the first
+// destination of its route) or a dead letter: for the operator console.
+type Placement struct {
+	Topic string
+	// Partition and Offset are -1 when unknown (spooled, or failed).
+	Partition int32
+	Offset    int64
+	// Spooled is true when the copy is in the local spool, not yet in
+	// Kafka.
+	Spooled bool
 }
 
 // writeFresh writes msgs through the producer, and, on
@@ -504,10 +574,11 @@ func (k *Kafka) produceInto(ctx context.Context, msgs []kafka.Message, at []int,
 		}
 		// A live publish carries its producer span; a replayed record has
 		// none (its span ended when it was spooled).
-		if span, ok := msgs[j].WriterData.(trace.Span); ok {
-			span.SetAttributes(
+		if s, ok := msgs[j].WriterData.(*sent); ok {
+			s.span.SetAttributes(
 				semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
 				semconv.MessagingKafkaOffset(int(r.Offset)))
+			s.partition, s.offset, s.known = int32(r.Partition), r.Offset, true
 		}
 	}
 }

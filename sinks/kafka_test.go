@@ -570,3 +570,46 @@ func TestBackoffDoublesToItsCapWithJitter(t *testing.T) {
 		t.Fatal("a backoff with max below min passed validation")
 	}
 }
+
+func TestPublishPlacedSaysWhereKafkaPutTheEvent(t *testing.T) {
+	t.Parallel() // its own broker on a free port
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), nil)
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		p, err := k.PublishPlaced(context.Background(), testEvent(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Placement{Topic: "emma.message_open", Partition: 0, Offset: int64(i)}); p != want {
+			t.Errorf("publish %d: placed %+v, want %+v", i, p, want)
+		}
+	}
+	r := events.NewRejection([]byte("x"), events.DeliveryPOST, "", time.Now(), nil, &events.MalformedError{Reason: "not JSON"})
+	p, err := k.DeadLetterPlaced(context.Background(), r)
+	if want := (Placement{Topic: "emma.deadletter", Partition: 0, Offset: 0}); err != nil || p != want {
+		t.Errorf("dead letter placed %+v, %v; want %+v", p, err, want)
+	}
+}
+
+func TestPublishPlacedSaysSpooled(t *testing.T) {
+	t.Parallel() // its own broker on a free port
+	e := startEmbedded(t)
+	k := newSink(t, e.Addrs(), func(c *Config) {
+		c.Spool.Dir = t.TempDir()
+		c.Spool.After = 100 * time.Millisecond
+		c.MaxAttempts = 1
+	})
+	if err := k.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	failing := &atomic.Bool{}
+	failing.Store(true)
+	devkafka.FailProduce(e.Cluster(), failing, "")
+	p, err := k.PublishPlaced(context.Background(), testEvent(t))
+	if want := (Placement{Topic: "emma.message_open", Partition: -1, Offset: -1, Spooled: true}); err != nil || p != want {
+		t.Errorf("placed %+v, %v with Kafka failing and a spool; want %+v", p, err, want)
+	}
+}

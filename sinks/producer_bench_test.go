@@ -64,7 +64,7 @@ func benchProduce(b *testing.B, path string, ntopics, pubs int) {
 		if err := k.Start(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		produce = func(ctx context.Context, msgs []kafka.Message) error { return k.write(ctx, msgs...) }
+		produce = func(ctx context.Context, msgs []kafka.Message) error { return k.write(ctx, nil, msgs...) }
 	case "writer":
 		// As NewKafka configures it.
 		w := &kafka.Writer{

@@ -18,6 +18,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/internal/bench"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/deadletter"
 	"github.com/emma-gateway/emma-gateway/internal/emulate"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
 	"github.com/emma-gateway/emma-gateway/internal/routes"
@@ -46,6 +47,10 @@ func program() *cli.Program {
 			{Name: "routes", Short: "routes check FILE  print where each event type would go", Run: routes.Run},
 			{Name: "bench", Short: "bench [flags]     load test (in-process or --url) with delivery\n                                 verification and a no-op baseline",
 				Run: func(ctx context.Context, args []string, env cli.IO) error { return bench.Run(ctx, args, env, version) }},
+			{Name: "deadletter", Short: "deadletter list|replay [flags]  read the dead-letter topic; replay publishes the\n                                 letters that pass today (--dry-run exits 3 if any)",
+				Run: func(ctx context.Context, args []string, env cli.IO) error {
+					return deadletter.Run(ctx, args, env, version)
+				}},
 			{Name: "spool", Short: "spool status --spool-dir DIR  what a spool directory holds (readable while stopped)", Run: spool.Run},
 			{Name: "version", Short: "version           print the version",
 				Run: func(_ context.Context, _ []string, env cli.IO) error {

@@ -40,6 +40,11 @@ const (
 	HeaderDeadReceivedAt  = "emma_received_at"
 )
 
+// HeaderRedrivenFrom marks an event published by `deadletter replay`: the
+// dead letter it came from, as "{topic}/{partition}/{offset}". A fresh
+// callback's message has no such header.
+const HeaderRedrivenFrom = "emma_redriven_from"
+
 // SpecVersion is the CloudEvents version of every message (ce_specversion).
 const SpecVersion = "1.0"
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/console"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
 	"github.com/emma-gateway/emma-gateway/sinks"
@@ -50,6 +51,10 @@ type Config struct {
 	LogFormat string
 	// ShutdownTimeout bounds each step of the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// AdminToken opens the operator console (GET /console) outside
+	// embedded mode, as the Basic auth password or a Bearer token; empty,
+	// the console answers 404 there (SPEC section 7).
+	AdminToken string
 	// Version is the binary's version, logged at start and set as the
 	// tracing resource's service.version.
 	Version string
@@ -124,6 +129,7 @@ func Flags(cfg *Config, output io.Writer) *cli.FlagSet {
 	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", "", "SASL user name")
 	fs.Var((*cli.Secret)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
 
+	fs.Var((*cli.Secret)(&cfg.AdminToken), "admin-token", "opens the operator console (GET /console) as the Basic auth password or a Bearer token; at least 16 characters, not a webhook token (empty: the console answers 404 outside development mode)")
 	fs.StringVar(&cfg.Timezone, "timezone", cfg.Timezone, "IANA zone of Emma's zone-less timestamps")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json or text")
@@ -202,7 +208,19 @@ func (c Config) validateParts() error {
 	if _, err := NewLogger(io.Discard, c.LogLevel, c.LogFormat); err != nil {
 		errs = append(errs, err)
 	}
+	// The admin token's checks (length, not a webhook token) are the
+	// console's; the recorder is only there to satisfy them.
+	errs = append(errs, c.consoleConfig(console.NewRecorder(console.RecorderConfig{Recent: 1, DeadLetters: 1})).Validate())
 	return errors.Join(errs...)
+}
+
+// consoleConfig is the console's configuration: open in embedded
+// (development) mode, like the webhook there; otherwise behind the admin
+// token, never a webhook token.
+func (c Config) consoleConfig(rec *console.Recorder) console.Config {
+	cc := console.DefaultConfig()
+	cc.DevMode, cc.AdminToken, cc.WebhookTokens, cc.Recorder = c.Embedded, c.AdminToken, c.Receiver.Tokens, rec
+	return cc
 }
 
 // NewLogger is the gateway's structured logger: level debug, info, warn

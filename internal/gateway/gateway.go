@@ -4,11 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/console"
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
@@ -54,13 +57,25 @@ func Start(ctx context.Context, cfg Config, set telemetry.Settings) (_ *Gateway,
 	if err = g.kafka.Start(ctx); err != nil {
 		return nil, err
 	}
-	g.server, err = receiver.New(cfg.Receiver, receiver.Deps{
+	ccfg := cfg.consoleConfig(console.NewRecorder(console.DefaultRecorderConfig()))
+	ccfg.State = g.consoleState()
+	con, err := console.New(ccfg)
+	if err != nil {
+		return nil, err
+	}
+	deps := receiver.Deps{
 		Decoder: events.NewDecoder(events.DecoderConfig{Location: cfg.Location}),
-		Sink:    g.kafka,
+		Sink:    placingKafka{g.kafka},
 		Ready:   g.ready,
 		Now:     cfg.Now,
-		Mounts:  mounts(set),
-	}, set)
+		// The console answers 404 itself when it is off.
+		Mounts: append(mounts(set), receiver.Mount{Path: console.Path, Handler: con}, receiver.Mount{Path: console.Path + "/*", Handler: con}),
+	}
+	if ccfg.Enabled() {
+		// Off, the console costs the callbacks nothing.
+		deps.Recorder = ccfg.Recorder
+	}
+	g.server, err = receiver.New(cfg.Receiver, deps, set)
 	if err != nil {
 		return nil, err
 	}
@@ -131,4 +146,49 @@ func mounts(set telemetry.Settings) []receiver.Mount {
 // Kafka leaves the gateway able to accept events).
 func (g *Gateway) ready(ctx context.Context) receiver.Readiness {
 	return receiver.Readiness(g.kafka.Health(ctx))
+}
+
+// placingKafka is the sink as the receiver sees it: it also says where
+// each event and dead letter went, for the console.
+type placingKafka struct{ *sinks.Kafka }
+
+func (k placingKafka) PublishPlaced(ctx context.Context, ev *events.Event) (receiver.Placement, error) {
+	p, err := k.Kafka.PublishPlaced(ctx, ev)
+	return receiver.Placement(p), err
+}
+
+func (k placingKafka) DeadLetterPlaced(ctx context.Context, r *events.Rejection) (receiver.Placement, error) {
+	p, err := k.Kafka.DeadLetterPlaced(ctx, r)
+	return receiver.Placement(p), err
+}
+
+var _ receiver.PlacingSink = placingKafka{}
+
+// consoleStateEvery bounds how often the console's state asks the sink's
+// health, which asks the brokers: an open console polls every second.
+const consoleStateEvery = 2 * time.Second
+
+// consoleState reads the spool's counters at each poll and the sink's
+// health at most every consoleStateEvery.
+func (g *Gateway) consoleState() console.StateFunc {
+	var mu sync.Mutex
+	var at time.Time
+	var last sinks.Health
+	return func(ctx context.Context) console.State {
+		mu.Lock()
+		if time.Since(at) > consoleStateEvery {
+			last, at = g.kafka.Health(ctx), time.Now()
+		}
+		h := last
+		mu.Unlock()
+		st := console.State{Kafka: console.KafkaState{Known: true, Brokers: g.cfg.Kafka.Brokers, Embedded: g.cfg.Embedded, Ready: h.Checks["kafka"] == "ok"}}
+		if !st.Kafka.Ready {
+			st.Kafka.Detail = h.Checks["kafka"]
+		}
+		if sp := g.kafka.Spool(); sp != nil {
+			ss := sp.Stats()
+			st.Spool = console.SpoolState{Enabled: true, Records: ss.Records, Bytes: ss.Bytes, MaxBytes: g.cfg.Kafka.Spool.MaxBytes, Oldest: ss.Oldest}
+		}
+		return st
+	}
 }

@@ -47,27 +47,13 @@ func run(ctx context.Context, args []string, env cli.IO, topicWait time.Duration
 	embeddedAddr := gateway.DefaultEmbeddedKafkaAddr
 	fromBeginning := false
 	fs := cli.NewFlagSet("tail", cli.EnvPrefix, stderr)
-	fs.Var(&brokers, "kafka-brokers", "comma-separated Kafka brokers (default: the embedded broker's address)")
-	fs.StringVar(&embeddedAddr, "embedded-kafka-addr", embeddedAddr, "address of a gateway's embedded broker")
-	fs.StringVar(&kcfg.TopicTemplate, "topic-template", kcfg.TopicTemplate, "the gateway's topic template")
-	fs.StringVar(&kcfg.UnrecognizedTopic, "unrecognized-topic", kcfg.UnrecognizedTopic, "the gateway's unrecognized topic")
-	fs.StringVar(&kcfg.DeadLetterTopic, "deadletter-topic", kcfg.DeadLetterTopic, "the gateway's dead-letter topic")
+	gateway.ClientFlags(fs, &kcfg, &brokers, &embeddedAddr)
 	fs.Var(&topics, "topics", "comma-separated topics to read instead of all of the gateway's")
 	fs.Var(&names, "events", "comma-separated event names to print (default: all)")
 	fs.Var(&accounts, "accounts", "comma-separated account ids to print (default: all)")
 	fs.Var(&members, "members", "comma-separated member ids to print: events about one of them (default: all)")
 	fs.StringVar(&format, "format", format, "json (one object a line) or table")
 	fs.BoolVar(&fromBeginning, "from-beginning", false, "print what the topics already hold, not only what arrives")
-	k := &kcfg
-	fs.BoolVar(&k.TLS.Enabled, "kafka-tls", k.TLS.Enabled, "connect to Kafka with TLS")
-	fs.StringVar(&k.TLS.CAFile, "kafka-tls-ca-file", "", "PEM CA bundle for the brokers' certificates")
-	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert-file", "", "client certificate (PEM) for mutual TLS")
-	fs.StringVar(&k.TLS.KeyFile, "kafka-tls-key-file", "", "client key (PEM) for mutual TLS")
-	fs.StringVar(&k.TLS.ServerName, "kafka-tls-server-name", "", "name expected in the brokers' certificates")
-	fs.BoolVar(&k.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", false, "do not verify the brokers' certificates (never in production)")
-	fs.StringVar(&k.SASL.Mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-	fs.StringVar(&k.SASL.Username, "kafka-sasl-username", "", "SASL user name")
-	fs.Var((*cli.Secret)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
 	// tail reads EMMA_GATEWAY_* like serve, so one environment serves both;
 	// only its own flags are TAIL_-specific.
 	for _, n := range []string{"topics", "events", "from-beginning", "accounts", "members", "format"} {

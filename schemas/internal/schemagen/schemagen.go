@@ -266,6 +266,7 @@ func CloudEventsHeaders() *Schema {
 	add(kafkaevents.HeaderContentType, &Schema{Const: "application/json", Description: "The value is the normalized event as JSON."}, true)
 	add(kafkaevents.HeaderTraceparent, &Schema{Type: "string", Pattern: "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", Description: "W3C trace context of the gateway's producer span; continue the trace from it."}, false)
 	add("tracestate", &Schema{Type: "string", Description: "W3C trace state, when the callback's trace had one."}, false)
+	add(kafkaevents.HeaderRedrivenFrom, &Schema{Type: "string", Pattern: "^.+/[0-9]+/[0-9]+$", Description: "Only on an event published by `emma-gateway deadletter replay`: the dead letter it was decoded from, {topic}/{partition}/{offset}. The event_id and received_at are the original callback's."}, false)
 	return s
 }
 
