@@ -58,6 +58,27 @@ type Config struct {
 	// Version is the binary's version, logged at start and set as the
 	// tracing resource's service.version.
 	Version string
+
+	// deprecated are the retired flags (or their variables) that were
+	// given: accepted, so that a deployment written for an older release
+	// still starts, ignored, and named in a warning at start.
+	deprecated []string
+}
+
+// Deprecated returns the retired flags that were given; they are ignored.
+func (c Config) Deprecated() []string { return c.deprecated }
+
+// retiredFlag is a flag of an older release that is accepted and ignored.
+type retiredFlag struct {
+	name  string
+	given *[]string
+}
+
+func (f retiredFlag) String() string { return "" }
+
+func (f retiredFlag) Set(string) error {
+	*f.given = append(*f.given, "--"+f.name)
+	return nil
 }
 
 // DefaultConfig is serve's configuration when no flag or variable is set,
@@ -113,6 +134,11 @@ func Flags(cfg *Config, output io.Writer) *cli.FlagSet {
 	fs.IntVar(&k.Partitions, "topic-partitions", k.Partitions, "partitions of created topics")
 	fs.IntVar(&k.ReplicationFactor, "topic-replication-factor", k.ReplicationFactor, "replication factor of created topics (-1: broker default)")
 	fs.IntVar(&k.MaxRequestBytes, "kafka-max-request-bytes", k.MaxRequestBytes, "largest produce request, in bytes (at most the brokers' message.max.bytes)")
+	// Retired with kafka-go's Writer: the producer sends what queued while
+	// its previous request was in flight, with no timer and no count.
+	for _, name := range []string{"kafka-batch-timeout", "kafka-batch-size"} {
+		fs.Var(retiredFlag{name, &cfg.deprecated}, name, "deprecated and ignored: the producer batches by itself, bounded by --kafka-max-request-bytes")
+	}
 	fs.DurationVar(&k.WriteTimeout, "kafka-write-timeout", k.WriteTimeout, "timeout of one produce request")
 	fs.DurationVar(&k.MetadataTTL, "kafka-metadata-ttl", k.MetadataTTL, "how long cluster metadata is trusted")
 	fs.StringVar(&k.Spool.Dir, "spool-dir", k.Spool.Dir, "directory of the local write-ahead spool that keeps events Kafka cannot take in time (empty: no spool, such events are answered 503)")

@@ -115,3 +115,17 @@ func TestTracerProviderConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadAcceptsAndNamesTheRetiredBatchFlags(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load([]string{"--kafka-batch-timeout", "1ms"}, env(map[string]string{"EMMA_GATEWAY_KAFKA_BATCH_SIZE": "100"}))
+	if err != nil {
+		t.Fatalf("a deployment written for the Writer's flags must still start: %v", err)
+	}
+	if diff := cmp.Diff([]string{"--kafka-batch-timeout", "--kafka-batch-size"}, cfg.Deprecated()); diff != "" {
+		t.Errorf("deprecated (-want +got):\n%s", diff)
+	}
+	if cfg, _ := Load(nil, env(nil)); len(cfg.Deprecated()) != 0 {
+		t.Errorf("nothing given, deprecated %v", cfg.Deprecated())
+	}
+}

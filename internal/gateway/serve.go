@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +30,9 @@ func Serve(ctx context.Context, args []string, io cli.IO, version string) error 
 	log, err := NewLogger(logw, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return cli.Usage(err)
+	}
+	if d := cfg.Deprecated(); len(d) > 0 {
+		log.Warn("deprecated settings are ignored", "flags", strings.Join(d, ","))
 	}
 	if len(cfg.Receiver.Tokens) == 0 && cfg.Receiver.TokensFile == "" {
 		log.Warn("!!! NO WEBHOOK TOKENS: anyone who can reach this gateway can publish events; set EMMA_GATEWAY_TOKENS !!!")
