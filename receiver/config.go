@@ -54,6 +54,11 @@ type Config struct {
 	PublishTimeout time.Duration
 	// RetryAfter is the Retry-After of 503 and 429 answers. Default 5 s.
 	RetryAfter time.Duration
+	// ReadyTimeout bounds one readiness check of /readyz, so that a
+	// dependency that hangs makes the gateway unready instead of the probe
+	// time out. Default 3 s, below the readiness probe's timeout in the
+	// deploy manifests (4 s).
+	ReadyTimeout time.Duration
 	// MaxInFlight caps the webhook requests served at once; beyond it the
 	// answer is 503. Default 1024; 0 means no cap.
 	MaxInFlight int
@@ -78,6 +83,7 @@ func DefaultConfig() Config {
 		BodyLimit:         1 << 20,
 		PublishTimeout:    5 * time.Second,
 		RetryAfter:        5 * time.Second,
+		ReadyTimeout:      3 * time.Second,
 		MaxInFlight:       1024,
 		RateBurst:         100,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -127,7 +133,7 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{
-		{"publish timeout", c.PublishTimeout}, {"retry-after", c.RetryAfter},
+		{"publish timeout", c.PublishTimeout}, {"retry-after", c.RetryAfter}, {"ready timeout", c.ReadyTimeout},
 		{"read header timeout", c.ReadHeaderTimeout}, {"read timeout", c.ReadTimeout},
 		{"write timeout", c.WriteTimeout}, {"idle timeout", c.IdleTimeout},
 	}

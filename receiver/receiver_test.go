@@ -393,6 +393,34 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
+func TestReadinessCheckIsBoundedByReadyTimeout(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tokens = []string{token}
+	cfg.ReadyTimeout = 50 * time.Millisecond
+	s, err := New(cfg, Deps{
+		Decoder: events.NewDecoder(events.DecoderConfig{}),
+		Sink:    &recorder{},
+		// A dependency that answers only when asked to give up.
+		Ready: func(ctx context.Context) Readiness {
+			<-ctx.Done()
+			return Readiness{Ready: false, Checks: map[string]string{"kafka": ctx.Err().Error()}}
+		},
+	}, testSettings(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	start := time.Now()
+	a := do(t, get(t, ts.URL+"/readyz"))
+	if a.status != 503 || a.body["checks"].(map[string]any)["kafka"] != context.DeadlineExceeded.Error() {
+		t.Fatalf("readyz %d %v", a.status, a.body)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("readyz took %s with a %s ready timeout", took, cfg.ReadyTimeout)
+	}
+}
+
 func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Addr = ""
