@@ -584,18 +584,31 @@ func webhookPath(base, token string) string {
 func startGatewayProcess(ctx context.Context, exe string, getenv func(string) string) (c *child, cfg gateway.Config, token string, cleanup func(), err error) {
 	args := []string{"--addr", "127.0.0.1:0", "--embedded-kafka-addr", "127.0.0.1:0"}
 	read := map[string]string{}
-	if cfg, err = gateway.Load(args, func(k string) string { v := getenv(k); read[k] = v; return v }); err != nil {
-		return nil, cfg, "", nil, fmt.Errorf("gateway settings: %w", err)
-	}
-	if len(cfg.Receiver.Tokens) > 0 {
-		token = cfg.Receiver.Tokens[0]
-	} else {
+	// A token unless the environment gives some: set before the
+	// configuration is resolved, which refuses a gateway without one
+	// unless its broker is the embedded one. In the environment, not on
+	// the command line, where ps shows it.
+	generated := ""
+	if getenv(cli.EnvPrefix+"TOKENS") == "" && getenv(cli.EnvPrefix+"TOKENS_FILE") == "" {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
-		token = hex.EncodeToString(b)
-		// In the environment, not on the command line, where ps shows it.
-		read[cli.EnvPrefix+"TOKENS"] = token
+		generated = hex.EncodeToString(b)
 	}
+	lookup := func(k string) string {
+		v := getenv(k)
+		if k == cli.EnvPrefix+"TOKENS" && generated != "" {
+			v = generated
+		}
+		read[k] = v
+		return v
+	}
+	if cfg, err = gateway.Load(args, lookup); err != nil {
+		return nil, cfg, "", nil, fmt.Errorf("gateway settings: %w", err)
+	}
+	if len(cfg.Receiver.Tokens) == 0 {
+		return nil, cfg, "", nil, errors.New("gateway settings: bench needs a webhook token in EMMA_GATEWAY_TOKENS (a tokens file is not read by bench)")
+	}
+	token = cfg.Receiver.Tokens[0]
 	if cfg.Kafka.Spool.Dir == "" {
 		tmp, err := os.MkdirTemp("", "emma-gateway-bench-spool-")
 		if err != nil {

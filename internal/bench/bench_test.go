@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
@@ -236,6 +237,33 @@ func TestBenchHonoursTheRoutesFile(t *testing.T) {
 	}
 	if v.Accepted == 0 || v.Missing != 0 {
 		t.Errorf("%d accepted, %d missing from the routed topic", v.Accepted, v.Missing)
+	}
+}
+
+// TestBenchGeneratesATokenForAGatewayOnItsOwnBroker: with a broker of its
+// own the gateway refuses to start without a token, so bench generates
+// one before the configuration is resolved and hands it to the process.
+func TestBenchGeneratesATokenForAGatewayOnItsOwnBroker(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a gateway and loads it")
+	}
+	b, err := devkafka.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	cfg := defaultBenchConfig()
+	cfg.connections, cfg.requests, cfg.duration, cfg.warmup = 2, 50, 0, 0
+	env := map[string]string{"EMMA_GATEWAY_KAFKA_BROKERS": strings.Join(b.Addrs(), ","), "EMMA_GATEWAY_TOPIC_REPLICATION_FACTOR": "1"}
+	var stderr bytes.Buffer
+	rep, err := runBench(context.Background(), cfg, cli.IO{Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	g := rep.Targets[0]
+	if g.Summary.Accepted == 0 || g.Summary.Non2xx != 0 || g.Verification.Missing != 0 || !slices.Equal(g.brokers, b.Addrs()) {
+		t.Fatalf("summary %+v, verification %+v, brokers %v (want %v)", g.Summary, g.Verification, g.brokers, b.Addrs())
 	}
 }
 
