@@ -74,6 +74,7 @@ func startChild(ctx context.Context, name, exe string, args, env []string, parse
 	c := &child{name: name, exited: make(chan struct{})}
 	c.cmd = exec.Command(exe, args...)
 	c.cmd.Env = env
+	dieWithParent(c.cmd)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
