@@ -31,7 +31,7 @@ const TargetCommand = "bench-target"
 // printing its listen address and brokers to stdout.
 func RunTarget(ctx context.Context, args []string, env cli.IO) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return cli.Usagef("%s: name a target: noop or handwritten", TargetCommand)
+		return cli.Usagef("name a target: noop or handwritten")
 	}
 	name := args[0]
 	fs := flag.NewFlagSet(TargetCommand+" "+name, flag.ContinueOnError)
@@ -47,7 +47,7 @@ func RunTarget(ctx context.Context, args []string, env cli.IO) error {
 	case "handwritten":
 		return handwritten.Run(ctx, *addr, *brokers, env.Stdout)
 	}
-	return cli.Usagef("%s: unknown target %q: want noop or handwritten", TargetCommand, name)
+	return cli.Usagef("unknown target %q: want noop or handwritten", name)
 }
 
 // child is a target running in a process of its own, started by bench.
