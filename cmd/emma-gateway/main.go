@@ -45,12 +45,13 @@ func program() *cli.Program {
 			{Name: "webhooks", Short: "webhooks COMMAND  manage Emma's webhook registrations (list, get,\n                                 events, create, update, delete, sync)", Run: webhooks.Run},
 			{Name: "emulate", Short: "emulate [flags]   a local stand-in for Emma's webhook API that\n                                 fires callbacks (\"emulate fire EVENT\")", Run: emulate.Run},
 			{Name: "routes", Short: "routes check FILE  print where each event type would go", Run: routes.Run},
-			{Name: "bench", Short: "bench [flags]     load test (in-process or --url) with delivery\n                                 verification and a no-op baseline",
+			{Name: "bench", Short: "bench [flags]     load test of the gateway in its own process (or --url)\n                                 with delivery verification, CPU per callback\n                                 and no-op and hand-written baselines",
 				Run: func(ctx context.Context, args []string, env cli.IO) error { return bench.Run(ctx, args, env, version) }},
 			{Name: "deadletter", Short: "deadletter list|replay [flags]  read the dead-letter topic; replay publishes the\n                                 letters that pass today (--dry-run exits 3 if any)",
 				Run: func(ctx context.Context, args []string, env cli.IO) error {
 					return deadletter.Run(ctx, args, env, version)
 				}},
+			{Name: bench.TargetCommand, Hidden: true, Run: bench.RunTarget},
 			{Name: "spool", Short: "spool status --spool-dir DIR  what a spool directory holds (readable while stopped)", Run: spool.Run},
 			{Name: "version", Short: "version           print the version",
 				Run: func(_ context.Context, _ []string, env cli.IO) error {

@@ -1,7 +1,10 @@
 // Package bench is "emma-gateway bench": a load test of the gateway with
-// delivery verification, beside a no-op Echo baseline under the same load.
-// Without --url it runs the gateway in this process, configured as serve
-// is (gateway.Load).
+// delivery verification, beside a no-op Echo baseline and a hand-written
+// Echo + kafka-go pipeline under the same load. Every target runs in a
+// process of its own (the gateway as "serve", configured as serve is by
+// gateway.Load; the others as the hidden "bench-target" command), so that
+// the CPU time each spends per accepted callback is read from that
+// process and not from the load generator.
 package bench
 
 import (
@@ -13,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -31,7 +33,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
@@ -40,7 +41,6 @@ import (
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/emulator"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
-	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/sinks"
 )
 
@@ -59,13 +59,20 @@ type benchConfig struct {
 	events        string // name=weight,...; empty: defaultEventMix
 	account       int64
 	baseline      bool
+	targets       []string // gateway, noop, handwritten: measured in this order, rotated each round
+	rounds        int
+	pid           int    // --url: the gateway's process, for its CPU time and memory
+	metricsURL    string // --url: where process_cpu_seconds_total is; empty: {url origin}/metrics
 	jsonOut       bool
 	verify        bool
 	timeout       time.Duration
 	cpuProfile    string
 	memProfile    string
 
-	version string // of the binary, for the in-process gateway
+	version string // of the binary
+	// exe is the binary the targets are started from: this one
+	// (os.Executable) unless a test says otherwise.
+	exe string
 }
 
 // defaultEventMix weighs the event types as an account's traffic does:
@@ -84,12 +91,14 @@ func defaultBenchConfig() benchConfig {
 		account:       emulator.DefaultConfig().AccountID,
 		verify:        true,
 		timeout:       10 * time.Second,
+		targets:       []string{"gateway"},
+		rounds:        1,
 	}
 }
 
 func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
 	fs := cli.NewFlagSet("bench", cli.EnvPrefix, output)
-	fs.StringVar(&cfg.url, "url", cfg.url, "base URL of a running gateway (e.g. http://127.0.0.1:8080); empty starts one in this process with an embedded broker")
+	fs.StringVar(&cfg.url, "url", cfg.url, "base URL of a running gateway (e.g. http://127.0.0.1:8080); empty starts one in its own process (serve, embedded broker, spool in a temporary directory)")
 	fs.Var((*cli.List)(&cfg.brokers), "brokers", "Kafka brokers of the gateway at --url, for delivery verification")
 	fs.Var((*cli.Secret)(&cfg.token), "token", "webhook token of the gateway at --url")
 	fs.StringVar(&cfg.topicTemplate, "topic-template", cfg.topicTemplate, "topic template of the gateway at --url")
@@ -101,14 +110,18 @@ func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
 	fs.Float64Var(&cfg.getRatio, "get-ratio", cfg.getRatio, "fraction of callbacks sent by GET (the rest by POST)")
 	fs.StringVar(&cfg.events, "events", cfg.events, "event mix as name=weight,... (default: every event type, mostly opens and clicks)")
 	fs.Int64Var(&cfg.account, "account", cfg.account, "Emma account id of the callbacks")
-	fs.BoolVar(&cfg.baseline, "baseline", cfg.baseline, "also measure a no-op Echo handler with the same load and print the ratio")
+	fs.BoolVar(&cfg.baseline, "baseline", cfg.baseline, "also measure the no-op Echo handler (as --targets gateway,noop)")
+	fs.Var((*cli.List)(&cfg.targets), "targets", "what to measure, each in its own process, one after another with the same load: gateway, noop (a no-op Echo handler), handwritten (Echo + validator + kafka-go Writer)")
+	fs.IntVar(&cfg.rounds, "rounds", cfg.rounds, "measure every target this many times, alternating, and report the median and range")
+	fs.IntVar(&cfg.pid, "pid", cfg.pid, "--url: process id of the gateway, for its CPU time (/proc/PID/stat) and memory")
+	fs.StringVar(&cfg.metricsURL, "metrics-url", cfg.metricsURL, "--url without --pid: Prometheus endpoint with process_cpu_seconds_total, scraped before and after each round (default {url origin}/metrics)")
 	fs.BoolVar(&cfg.jsonOut, "json", cfg.jsonOut, "print the report as JSON")
 	fs.BoolVar(&cfg.verify, "verify", cfg.verify, "read the topics afterwards and report every accepted event missing from Kafka")
 	fs.DurationVar(&cfg.timeout, "timeout", cfg.timeout, "timeout of one request")
-	fs.StringVar(&cfg.cpuProfile, "cpuprofile", cfg.cpuProfile, "write a CPU profile of this process (client and in-process gateway) to this file")
-	fs.StringVar(&cfg.memProfile, "memprofile", cfg.memProfile, "write an allocation profile of this process to this file")
-	// Not EMMA_GATEWAY_*: serve's variables configure the in-process
-	// gateway (EMMA_GATEWAY_KAFKA_WRITE_TIMEOUT, ...), so bench's own are
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", cfg.cpuProfile, "write a CPU profile of the load generator (this process, not the targets) to this file")
+	fs.StringVar(&cfg.memProfile, "memprofile", cfg.memProfile, "write an allocation profile of the load generator to this file")
+	// Not EMMA_GATEWAY_*: serve's variables configure the gateway bench
+	// starts (EMMA_GATEWAY_KAFKA_WRITE_TIMEOUT, ...), so bench's own are
 	// kept apart.
 	fs.EnvPrefix(cli.EnvPrefix + "BENCH_")
 	return fs
@@ -116,8 +129,9 @@ func benchFlags(cfg *benchConfig, output io.Writer) *cli.FlagSet {
 
 // Run is "emma-gateway bench": it parses args (and the
 // EMMA_GATEWAY_BENCH_* variables), measures, prints the report, and fails
-// when an accepted event is missing from Kafka. The in-process gateway
-// reads serve's EMMA_GATEWAY_* variables from env.Getenv. version is the
+// when an accepted event is missing from Kafka. The gateway it starts is
+// configured by serve's EMMA_GATEWAY_* variables (read from env.Getenv to
+// resolve its topics; the process inherits them). version is the
 // binary's.
 func Run(ctx context.Context, args []string, env cli.IO, version string) error {
 	cfg := defaultBenchConfig()
@@ -159,8 +173,10 @@ func Run(ctx context.Context, args []string, env cli.IO, version string) error {
 	if err != nil {
 		return err
 	}
-	if v := rep.Gateway.Verification; v != nil && v.Missing > 0 {
-		return fmt.Errorf("%d accepted events are missing from Kafka", v.Missing)
+	for _, t := range rep.Targets {
+		if v := t.Verification; v != nil && v.Missing > 0 {
+			return fmt.Errorf("%s: %d accepted events are missing from Kafka", t.Target, v.Missing)
+		}
 	}
 	return nil
 }
@@ -190,6 +206,22 @@ func (c benchConfig) validate() error {
 	}
 	if _, err := parseEventMix(c.events); err != nil {
 		errs = append(errs, err)
+	}
+	if c.rounds < 1 {
+		errs = append(errs, fmt.Errorf("--rounds must be at least 1, not %d", c.rounds))
+	}
+	if len(c.targets) == 0 {
+		errs = append(errs, errors.New("--targets: name at least one of gateway, noop, handwritten"))
+	}
+	for i, t := range c.targets {
+		if t != "gateway" && t != "noop" && t != "handwritten" {
+			errs = append(errs, fmt.Errorf("--targets: %q is not gateway, noop or handwritten", t))
+		} else if slices.Index(c.targets, t) != i {
+			errs = append(errs, fmt.Errorf("--targets: %q named twice", t))
+		}
+	}
+	if c.url == "" && (c.pid != 0 || c.metricsURL != "") {
+		errs = append(errs, errors.New("--pid and --metrics-url are for a gateway at --url; bench reads the CPU time of the processes it starts itself"))
 	}
 	return errors.Join(errs...)
 }
@@ -239,15 +271,18 @@ func (m eventMix) pick(r *mrand.Rand) string {
 
 // benchReport is bench's output.
 type benchReport struct {
-	Machine  machine      `json:"machine"`
-	Gateway  *benchResult `json:"gateway"`
-	Baseline *benchResult `json:"baseline,omitempty"`
-	// Ratio is the gateway's throughput over the baseline's.
-	Ratio float64 `json:"ratio,omitempty"`
-	// PeakRSSBytes is this process's peak resident set: with an
-	// in-process gateway it includes the load generator and the embedded
-	// broker, which keeps every message in memory.
-	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	Machine machine `json:"machine"`
+	// LoadAverage is /proc/loadavg (1, 5, 15 minutes) before and after
+	// the run: how much else the machine was doing.
+	LoadAverage struct {
+		Before []float64 `json:"before,omitempty"`
+		After  []float64 `json:"after,omitempty"`
+	} `json:"load_average"`
+	Rounds  int             `json:"rounds"`
+	Targets []*targetReport `json:"targets"`
+	// LoadGeneratorPeakRSSBytes is this process's (bench's own) peak
+	// resident set, not a target's.
+	LoadGeneratorPeakRSSBytes int64 `json:"load_generator_peak_rss_bytes,omitempty"`
 }
 
 type machine struct {
@@ -256,23 +291,93 @@ type machine struct {
 	GoVersion string `json:"go_version"`
 }
 
-// benchResult is the measurement of one target.
+// targetReport is one target over every round.
+type targetReport struct {
+	Target string `json:"target"` // gateway, noop or handwritten
+	URL    string `json:"url"`
+	// PID is the target's process, where bench knows it.
+	PID int `json:"pid,omitempty"`
+	// CPUSource is where its CPU time was read; CPUError why not.
+	CPUSource string         `json:"cpu_source,omitempty"`
+	CPUError  string         `json:"cpu_error,omitempty"`
+	Rounds    []*benchResult `json:"rounds"`
+	Summary   summary        `json:"summary"`
+	// Memory is its resident set at the end of the run (and its peak).
+	Memory *memory `json:"memory,omitempty"`
+	// Verification compares the events answered 2xx (warm-ups included)
+	// with what the topics hold; the no-op target has none.
+	Verification *verification `json:"verification,omitempty"`
+
+	meter   cpuMeter
+	path    string // webhook URL, token included
+	brokers []string
+	topics  []string
+	start   map[string]map[int]int64 // end offsets before the first round
+}
+
+// spread is a figure's median and range over the rounds.
+type spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+func spreadOf(xs []float64) spread {
+	if len(xs) == 0 {
+		return spread{}
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return spread{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+// summary is a target's figures over the rounds.
+type summary struct {
+	Throughput spread `json:"throughput"`
+	// CPUPerAcceptedUS is the target process's CPU time (user+system)
+	// over the measured window divided by the callbacks it answered 2xx
+	// in that window, in microseconds; absent when it could not be read.
+	CPUPerAcceptedUS *spread `json:"cpu_us_per_accepted,omitempty"`
+	P50              spread  `json:"p50_ms"`
+	P90              spread  `json:"p90_ms"`
+	P99              spread  `json:"p99_ms"`
+	Max              spread  `json:"max_ms"`
+	Requests         int64   `json:"requests"`
+	Accepted         int64   `json:"accepted"`
+	Errors           int64   `json:"errors"`  // transport errors
+	Non2xx           int64   `json:"non_2xx"` // answers other than 2xx
+}
+
+// benchResult is the measurement of one target in one round.
 type benchResult struct {
-	Target      string  `json:"target"` // "gateway" or "baseline"
+	Target      string  `json:"target"`
+	Round       int     `json:"round"`
 	URL         string  `json:"url"`
 	Mode        string  `json:"mode"` // "closed" or "open"
 	Connections int     `json:"connections"`
 	Rate        float64 `json:"rate,omitempty"`
 	Seconds     float64 `json:"seconds"`
 	Requests    uint64  `json:"requests"`
+	// Accepted is the measured requests answered 2xx.
+	Accepted int64 `json:"accepted"`
 	// Throughput is measured requests per second (any answer).
-	Throughput float64          `json:"throughput"`
-	Latency    latencySummary   `json:"latency_ms"`
-	Status     map[string]int64 `json:"status"`
-	Errors     map[string]int64 `json:"errors,omitempty"`
-	// Verification compares the events answered 2xx (warm-up included)
-	// with what the topics hold.
-	Verification *verification `json:"verification,omitempty"`
+	Throughput float64 `json:"throughput"`
+	// CPUSeconds is the target process's CPU time over the measured
+	// window; CPUPerAcceptedUS that over Accepted; Cores that over the
+	// window's length.
+	CPUSeconds       float64          `json:"cpu_seconds,omitempty"`
+	CPUPerAcceptedUS float64          `json:"cpu_us_per_accepted,omitempty"`
+	Cores            float64          `json:"cores,omitempty"`
+	Latency          latencySummary   `json:"latency_ms"`
+	Status           map[string]int64 `json:"status"`
+	Errors           map[string]int64 `json:"errors,omitempty"`
+	// RSSBytes is the target's resident set, read every 10 s through
+	// the measured window and at its end (where its pid is known).
+	RSSBytes []int64 `json:"rss_bytes,omitempty"`
 
 	accepted []string // event ids answered 2xx, warm-up included
 }
@@ -297,143 +402,225 @@ type verification struct {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// runBench measures the baseline (if asked) and the gateway, and verifies
-// delivery. A report is returned whenever some measurement was made.
-func runBench(ctx context.Context, cfg benchConfig, env cli.IO) (*benchReport, error) {
+// runBench starts the targets, measures them round after round with the
+// same load, verifies delivery, and stops them. A report is returned
+// whenever some measurement was made.
+func runBench(ctx context.Context, cfg benchConfig, env cli.IO) (rep *benchReport, err error) {
 	mix, err := parseEventMix(cfg.events)
 	if err != nil {
 		return nil, err
 	}
-	rep := &benchReport{Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version()}}
-	if cfg.baseline {
-		addr, stop, err := startBaseline()
-		if err != nil {
-			return nil, err
-		}
-		// The same path shape as the gateway's, a token segment included.
-		rep.Baseline, err = runLoad(ctx, cfg, mix, "http://"+addr+"/webhooks/emma/baseline", "http://"+addr, "baseline")
-		stop()
-		if err != nil {
-			return nil, err
+	rep = &benchReport{Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version()}, Rounds: cfg.rounds}
+	exe := cfg.exe
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("bench starts its targets from its own binary: %w", err)
 		}
 	}
-	target, brokers, token := cfg.url, cfg.brokers, cfg.token
-	kcfg := sinks.DefaultConfig()
-	kcfg.TopicTemplate = cfg.topicTemplate
-	if target == "" {
-		g, stop, err := startBenchGateway(ctx, cfg.version, env.Getenv, env.Stderr)
-		if err != nil {
-			return nil, err
-		}
-		defer stop()
-		target, token, kcfg = g.URL(), g.Config().Receiver.Tokens[0], g.Config().Kafka
-		brokers = kcfg.Brokers
+	names := slices.Clone(cfg.targets)
+	if cfg.baseline && !slices.Contains(names, "noop") {
+		names = append(names, "noop")
 	}
+	var children []*child
+	var cleanups []func()
+	defer func() {
+		for _, c := range children {
+			if serr := c.stop(); serr != nil && err == nil {
+				err = serr
+			}
+		}
+		for _, f := range cleanups {
+			f()
+		}
+	}()
+	metricsClient := &http.Client{Timeout: 5 * time.Second}
+	for _, name := range names {
+		t := &targetReport{Target: name}
+		switch {
+		case name == "gateway" && cfg.url != "":
+			t.URL, t.brokers, t.PID = strings.TrimSuffix(cfg.url, "/"), cfg.brokers, cfg.pid
+			kcfg := sinks.DefaultConfig()
+			kcfg.TopicTemplate = cfg.topicTemplate
+			t.topics = gatewayTopics(kcfg)
+			t.path = webhookPath(t.URL, cfg.token)
+			if cfg.pid != 0 {
+				t.meter = procMeter{cfg.pid}
+			} else {
+				mu := cfg.metricsURL
+				if mu == "" {
+					mu = defaultMetricsURL(cfg.url)
+				}
+				t.meter = promMeter{url: mu, client: metricsClient}
+			}
+		case name == "gateway":
+			c, gcfg, token, cleanup, err := startGatewayProcess(ctx, exe, env.Getenv)
+			if cleanup != nil {
+				cleanups = append(cleanups, cleanup)
+			}
+			if err != nil {
+				return nil, err
+			}
+			children = append(children, c)
+			t.URL, t.brokers, t.PID = c.url, c.brokers, c.pid()
+			t.topics = gatewayTopics(gcfg.Kafka)
+			t.path = webhookPath(t.URL, token)
+			t.meter = procMeter{t.PID}
+		default:
+			c, err := startChild(ctx, name, exe, []string{TargetCommand, name}, childEnv(nil), targetLines)
+			if err != nil {
+				return nil, err
+			}
+			children = append(children, c)
+			t.URL, t.brokers, t.PID = c.url, c.brokers, c.pid()
+			// The same path shape as the gateway's, a token segment included.
+			t.path = t.URL + "/webhooks/emma/baseline"
+			t.meter = procMeter{t.PID}
+			if name == "handwritten" {
+				// It writes each event to emma.<event_name>.
+				for _, n := range mix.names {
+					t.topics = append(t.topics, "emma."+n)
+				}
+			}
+		}
+		if t.meter != nil {
+			t.CPUSource = t.meter.Source()
+		}
+		if !cfg.verify || len(t.topics) == 0 {
+			t.topics = nil
+		} else if t.start, err = endOffsets(ctx, t.brokers, t.topics); err != nil {
+			return nil, fmt.Errorf("%s: kafka offsets before the run: %w", name, err)
+		}
+		rep.Targets = append(rep.Targets, t)
+	}
+
+	rep.LoadAverage.Before = loadAverage()
+	for round := range cfg.rounds {
+		// Rotated, so that no target always follows the same one.
+		for i := range rep.Targets {
+			t := rep.Targets[(i+round)%len(rep.Targets)]
+			res, err := runLoad(ctx, cfg, mix, t, round+1)
+			if err != nil {
+				return nil, fmt.Errorf("%s, round %d: %w", t.Target, round+1, err)
+			}
+			t.Rounds = append(t.Rounds, res)
+		}
+	}
+	rep.LoadAverage.After = loadAverage()
+
+	for _, t := range rep.Targets {
+		t.summarize()
+		if t.PID != 0 {
+			if m, err := readMemory(t.PID); err == nil {
+				t.Memory = &m
+			}
+		}
+		if t.topics == nil {
+			continue
+		}
+		var accepted []string
+		for _, r := range t.Rounds {
+			accepted = append(accepted, r.accepted...)
+		}
+		if t.Verification, err = verify(ctx, t.brokers, t.topics, t.start, accepted); err != nil {
+			return rep, fmt.Errorf("%s: delivery verification: %w", t.Target, err)
+		}
+		t.Verification.Topics = t.topics
+	}
+	rep.LoadGeneratorPeakRSSBytes = peakRSS()
+	return rep, nil
+}
+
+func (t *targetReport) summarize() {
+	var thr, cpu, p50, p90, p99, mx []float64
+	s := &t.Summary
+	for _, r := range t.Rounds {
+		thr = append(thr, r.Throughput)
+		p50, p90, p99, mx = append(p50, r.Latency.P50), append(p90, r.Latency.P90), append(p99, r.Latency.P99), append(mx, r.Latency.Max)
+		if r.CPUPerAcceptedUS > 0 {
+			cpu = append(cpu, r.CPUPerAcceptedUS)
+		}
+		s.Requests += int64(r.Requests)
+		s.Accepted += r.Accepted
+		for _, n := range r.Errors {
+			s.Errors += n
+		}
+		s.Non2xx += int64(r.Requests) - r.Accepted
+	}
+	s.Throughput, s.P50, s.P90, s.P99, s.Max = spreadOf(thr), spreadOf(p50), spreadOf(p90), spreadOf(p99), spreadOf(mx)
+	if len(cpu) > 0 {
+		c := spreadOf(cpu)
+		s.CPUPerAcceptedUS = &c
+	}
+}
+
+// gatewayTopics are the topics the gateway writes accepted events to:
+// every event type's (routes file included) and the unrecognized one.
+func gatewayTopics(kcfg sinks.Config) []string {
 	var topics []string
 	for _, t := range append(kcfg.Topics(), kcfg.UnrecognizedTopic) {
 		if t != kcfg.DeadLetterTopic && !slices.Contains(topics, t) {
 			topics = append(topics, t)
 		}
 	}
-	var start map[string]map[int]int64
-	if cfg.verify {
-		if start, err = endOffsets(ctx, brokers, topics); err != nil {
-			return nil, fmt.Errorf("kafka offsets before the run: %w", err)
-		}
-	}
-	path := strings.TrimSuffix(target, "/") + "/webhooks/emma"
+	return topics
+}
+
+func webhookPath(base, token string) string {
+	path := strings.TrimSuffix(base, "/") + "/webhooks/emma"
 	if token != "" {
 		path += "/" + url.PathEscape(token)
 	}
-	rep.Gateway, err = runLoad(ctx, cfg, mix, path, target, "gateway")
-	if err != nil {
-		return nil, err
-	}
-	if rep.Baseline != nil && rep.Baseline.Throughput > 0 {
-		rep.Ratio = rep.Gateway.Throughput / rep.Baseline.Throughput
-	}
-	if cfg.verify {
-		if rep.Gateway.Verification, err = verify(ctx, brokers, topics, start, rep.Gateway.accepted); err != nil {
-			return rep, fmt.Errorf("delivery verification: %w", err)
-		}
-		rep.Gateway.Verification.Topics = topics
-	}
-	rep.PeakRSSBytes = peakRSS()
-	return rep, nil
+	return path
 }
 
-// startBenchGateway starts the full gateway in this process, configured
-// as serve is (gateway.Load: serve's defaults and EMMA_GATEWAY_* variables,
-// the routes file included) but on ports the system chooses, with a token,
-// the spool armed in a temporary directory, and the tracing SDK (exporting
-// as OTEL_* say: by default not at all). stop shuts it down and removes the
-// temporary spool.
-func startBenchGateway(ctx context.Context, version string, getenv func(string) string, stderr io.Writer) (g *gateway.Gateway, stop func(), err error) {
-	cfg, err := gateway.Load([]string{"--addr", "127.0.0.1:0", "--embedded-kafka-addr", "127.0.0.1:0"}, getenv)
-	if err != nil {
-		return nil, nil, fmt.Errorf("gateway settings: %w", err)
-	}
-	cfg.Version = version
-	if len(cfg.Receiver.Tokens) == 0 {
+// startGatewayProcess starts "exe serve", configured as serve is (serve's
+// defaults and EMMA_GATEWAY_* variables, the routes file included) but on
+// ports the system chooses, with a token (so that authentication runs),
+// the spool armed in a temporary directory, and the tracing SDK as OTEL_*
+// say (by default exporting nothing). The configuration is resolved here
+// with the same arguments (gateway.Load), for the topics to verify, and
+// every variable that resolution read from getenv is handed to the
+// process as read. cleanup removes the temporary spool.
+func startGatewayProcess(ctx context.Context, exe string, getenv func(string) string) (c *child, cfg gateway.Config, token string, cleanup func(), err error) {
+	args := []string{"--addr", "127.0.0.1:0", "--embedded-kafka-addr", "127.0.0.1:0"}
+	read := map[string]string{}
+	// A token unless the environment gives some: set before the
+	// configuration is resolved, which refuses a gateway without one
+	// unless its broker is the embedded one. In the environment, not on
+	// the command line, where ps shows it.
+	generated := ""
+	if getenv(cli.EnvPrefix+"TOKENS") == "" && getenv(cli.EnvPrefix+"TOKENS_FILE") == "" {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
-		cfg.Receiver.Tokens = []string{hex.EncodeToString(b)}
+		generated = hex.EncodeToString(b)
 	}
-	tmp := ""
+	lookup := func(k string) string {
+		v := getenv(k)
+		if k == cli.EnvPrefix+"TOKENS" && generated != "" {
+			v = generated
+		}
+		read[k] = v
+		return v
+	}
+	if cfg, err = gateway.Load(args, lookup); err != nil {
+		return nil, cfg, "", nil, fmt.Errorf("gateway settings: %w", err)
+	}
+	if len(cfg.Receiver.Tokens) == 0 {
+		return nil, cfg, "", nil, errors.New("gateway settings: bench needs a webhook token in EMMA_GATEWAY_TOKENS (a tokens file is not read by bench)")
+	}
+	token = cfg.Receiver.Tokens[0]
 	if cfg.Kafka.Spool.Dir == "" {
-		if tmp, err = os.MkdirTemp("", "emma-gateway-bench-spool-"); err != nil {
-			return nil, nil, err
+		tmp, err := os.MkdirTemp("", "emma-gateway-bench-spool-")
+		if err != nil {
+			return nil, cfg, "", nil, err
 		}
-		cfg.Kafka.Spool.Dir = tmp
+		cleanup = func() { os.RemoveAll(tmp) }
+		args = append(args, "--spool-dir", tmp)
 	}
-	tp, err := gateway.TracerProvider(ctx, version, getenv)
-	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, nil, err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	set := telemetry.Settings{Logger: log, TracerProvider: tp, Registerer: telemetry.NewRegistry()}
-	stop = func() {
-		if g != nil {
-			g.Stop()
-		}
-		_ = tp.Shutdown(context.Background())
-		if tmp != "" {
-			os.RemoveAll(tmp)
-		}
-	}
-	if g, err = gateway.Start(ctx, cfg, set); err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return g, stop, nil
-}
-
-// startBaseline serves the same routes as the gateway with a handler that
-// reads the request and answers a fixed 200: what Echo alone costs.
-func startBaseline() (addr string, stop func(), err error) {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	answer := []byte(`{"status":"accepted","event_id":"","event":"","recognized":true}`)
-	h := func(c echo.Context) error {
-		_, _ = io.Copy(io.Discard, c.Request().Body)
-		return c.JSONBlob(http.StatusOK, answer)
-	}
-	for _, p := range []string{"/webhooks/emma", "/webhooks/emma/:token"} {
-		e.GET(p, h)
-		e.POST(p, h)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return ln.Addr().String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
+	// Info, in JSON, is where serve names its address and brokers.
+	args = append(append([]string{"serve"}, args...), "--log-level", "info", "--log-format", "json")
+	c, err = startChild(ctx, "gateway", exe, args, childEnv(read), gatewayLines)
+	return c, cfg, token, cleanup, err
 }
 
 // worker is one load-generating client's tally, merged at the end.
@@ -449,7 +636,10 @@ type worker struct {
 // request when the last is answered. Open loop: requests are due at a fixed
 // rate and latency counts from when each was due, so that a stalled server
 // shows as the delays it causes instead of as fewer, faster requests.
-func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, path, shownURL, target string) (*benchResult, error) {
+// The target's CPU time is read when the warm-up ends and when the last
+// answer has come, and its resident set every 10 s in between.
+func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, t *targetReport, round int) (*benchResult, error) {
+	path, collectIDs := t.path, t.topics != nil
 	transport := &http.Transport{
 		MaxIdleConns:        cfg.connections,
 		MaxIdleConnsPerHost: cfg.connections,
@@ -518,7 +708,7 @@ func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, path, shownURL,
 			}
 			return
 		}
-		if res.StatusCode/100 == 2 && target == "gateway" {
+		if res.StatusCode/100 == 2 && collectIDs {
 			var a struct {
 				EventID string `json:"event_id"`
 			}
@@ -531,6 +721,42 @@ func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, path, shownURL,
 			w.hist.Record(end.Sub(due))
 		}
 	}
+
+	// The target's CPU time at the start of the measured window, and its
+	// resident set through it.
+	var (
+		cpuStart   time.Duration
+		cpuErr     error
+		rssSamples []int64
+		sampled    = make(chan struct{})
+	)
+	go func() {
+		defer close(sampled)
+		select {
+		case <-time.After(time.Until(measureFrom)):
+		case <-lctx.Done():
+			cpuErr = errors.New("the run ended before its warm-up did")
+			return
+		}
+		if t.meter != nil {
+			cpuStart, cpuErr = t.meter.CPU(lctx)
+		}
+		if t.PID == 0 {
+			return
+		}
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if m, err := readMemory(t.PID); err == nil {
+					rssSamples = append(rssSamples, m.RSSBytes)
+				}
+			case <-lctx.Done():
+				return
+			}
+		}
+	}()
 
 	workers := make([]*worker, cfg.connections)
 	var wg sync.WaitGroup
@@ -582,12 +808,18 @@ func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, path, shownURL,
 	}
 	wg.Wait()
 	end := time.Now()
+	cancel()
+	<-sampled
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var cpuEnd time.Duration
+	if t.meter != nil && cpuErr == nil {
+		cpuEnd, cpuErr = t.meter.CPU(ctx)
+	}
 
 	res := &benchResult{
-		Target: target, URL: shownURL, Mode: "closed", Connections: cfg.connections,
+		Target: t.Target, Round: round, URL: t.URL, Mode: "closed", Connections: cfg.connections,
 		Seconds: end.Sub(measureFrom).Seconds(),
 		Status:  map[string]int64{}, Errors: map[string]int64{},
 	}
@@ -606,8 +838,31 @@ func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, path, shownURL,
 		res.accepted = append(res.accepted, w.accepted...)
 	}
 	res.Requests = h.Count()
+	for s, c := range res.Status {
+		if s[0] == '2' {
+			res.Accepted += c
+		}
+	}
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Requests) / res.Seconds
+	}
+	switch {
+	case t.meter == nil:
+	case cpuErr != nil:
+		t.CPUError = cpuErr.Error()
+	case res.Accepted > 0:
+		cpu := cpuEnd - cpuStart
+		res.CPUSeconds = cpu.Seconds()
+		res.CPUPerAcceptedUS = float64(cpu.Microseconds()) / float64(res.Accepted)
+		if res.Seconds > 0 {
+			res.Cores = res.CPUSeconds / res.Seconds
+		}
+	}
+	if t.PID != 0 {
+		if m, err := readMemory(t.PID); err == nil {
+			rssSamples = append(rssSamples, m.RSSBytes)
+		}
+		res.RSSBytes = rssSamples
 	}
 	res.Latency = latencySummary{
 		P50: ms(h.Quantile(0.5)), P90: ms(h.Quantile(0.9)), P99: ms(h.Quantile(0.99)),
@@ -774,38 +1029,95 @@ func cpuModel() string {
 }
 
 func (r *benchReport) print(w io.Writer) {
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s; load average before %s, after %s\n\n", r.Machine.CPUs, r.Machine.CPUModel,
+		r.Machine.GoVersion, loads(r.LoadAverage.Before), loads(r.LoadAverage.After))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tmode\tconns\treq/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\trequests\tanswers\terrors\t")
-	for _, res := range []*benchResult{r.Baseline, r.Gateway} {
-		if res == nil {
-			continue
+	fmt.Fprintln(tw, "round\ttarget\tmode\tconns\treq/s\tCPU µs/2xx\tcores\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\trequests\tanswers\terrors\t")
+	for round := 1; round <= r.Rounds; round++ {
+		for _, t := range r.Targets {
+			for _, res := range t.Rounds {
+				if res.Round != round {
+					continue
+				}
+				mode := res.Mode
+				if res.Rate > 0 {
+					mode = fmt.Sprintf("open %.0f/s", res.Rate)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t\n",
+					res.Round, res.Target, mode, res.Connections, res.Throughput, orDash(res.CPUPerAcceptedUS, "%.1f"),
+					orDash(res.Cores, "%.2f"), res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.P999,
+					res.Latency.Max, res.Requests, counts(res.Status), counts(res.Errors))
+			}
 		}
-		mode := res.Mode
-		if res.Rate > 0 {
-			mode = fmt.Sprintf("open %.0f/s", res.Rate)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t\n",
-			res.Target, mode, res.Connections, res.Throughput, res.Latency.P50, res.Latency.P90,
-			res.Latency.P99, res.Latency.P999, res.Latency.Max, res.Requests, counts(res.Status), counts(res.Errors))
 	}
 	tw.Flush()
-	if r.Ratio > 0 {
-		fmt.Fprintf(w, "\ngateway/baseline throughput: %.0f%%\n", 100*r.Ratio)
-	}
-	if v := r.Gateway.Verification; v != nil {
-		fmt.Fprintf(w, "delivery: %d accepted, %d found in Kafka, %d missing\n", v.Accepted, v.Found, v.Missing)
-		for i, id := range v.Lost {
-			if i == 20 {
-				fmt.Fprintf(w, "  ... and %d more (all of them with --json)\n", len(v.Lost)-20)
-				break
-			}
-			fmt.Fprintf(w, "  missing: %s\n", id)
+
+	fmt.Fprintf(w, "\nover %d round(s): median (min-max)\n", r.Rounds)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\treq/s\tCPU µs per accepted\tp50 ms\tp99 ms\tmax ms\terrors\tnon-2xx\tlost\tRSS MiB (peak)\t")
+	var noopCPU float64
+	for _, t := range r.Targets {
+		if t.Target == "noop" && t.Summary.CPUPerAcceptedUS != nil {
+			noopCPU = t.Summary.CPUPerAcceptedUS.Median
 		}
 	}
-	if r.PeakRSSBytes > 0 {
-		fmt.Fprintf(w, "peak RSS of this process: %.0f MiB\n", float64(r.PeakRSSBytes)/(1<<20))
+	for _, t := range r.Targets {
+		s := t.Summary
+		cpu := "-"
+		if s.CPUPerAcceptedUS != nil {
+			cpu = s.CPUPerAcceptedUS.format("%.1f")
+			if noopCPU > 0 && t.Target != "noop" {
+				cpu += fmt.Sprintf(" = %.1f× noop", s.CPUPerAcceptedUS.Median/noopCPU)
+			}
+		}
+		lost := "-"
+		if v := t.Verification; v != nil {
+			lost = fmt.Sprintf("%d of %d", v.Missing, v.Accepted)
+		}
+		mem := "-"
+		if t.Memory != nil {
+			mem = fmt.Sprintf("%.0f (%.0f)", float64(t.Memory.RSSBytes)/(1<<20), float64(t.Memory.PeakBytes)/(1<<20))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t\n", t.Target, s.Throughput.format("%.0f"), cpu,
+			s.P50.format("%.2f"), s.P99.format("%.2f"), s.Max.format("%.1f"), s.Errors, s.Non2xx, lost, mem)
 	}
+	tw.Flush()
+	for _, t := range r.Targets {
+		if t.CPUError != "" {
+			fmt.Fprintf(w, "%s: CPU time not read from %s: %s\n", t.Target, t.CPUSource, t.CPUError)
+		}
+		if v := t.Verification; v != nil {
+			fmt.Fprintf(w, "%s delivery: %d accepted, %d found in Kafka, %d missing\n", t.Target, v.Accepted, v.Found, v.Missing)
+			for i, id := range v.Lost {
+				if i == 20 {
+					fmt.Fprintf(w, "  ... and %d more (all of them with --json)\n", len(v.Lost)-20)
+					break
+				}
+				fmt.Fprintf(w, "  missing: %s\n", id)
+			}
+		}
+	}
+}
+
+func (s spread) format(f string) string {
+	if s.Min == s.Max {
+		return fmt.Sprintf(f, s.Median)
+	}
+	return fmt.Sprintf(f+" ("+f+"-"+f+")", s.Median, s.Min, s.Max)
+}
+
+func orDash(v float64, f string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(f, v)
+}
+
+func loads(l []float64) string {
+	if len(l) < 3 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f %.2f %.2f", l[0], l[1], l[2])
 }
 
 // counts prints a tally as key:count,... in key order; "-" when empty.

@@ -5,66 +5,123 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/emma-gateway/emma-gateway/internal/cli"
+	"github.com/emma-gateway/emma-gateway/internal/devkafka"
+	"github.com/emma-gateway/emma-gateway/internal/gateway"
 )
 
 func noEnv(string) string { return "" }
 
-// TestBenchSmokeLosesNothing runs bench in this process against the full
-// gateway (embedded broker, spool, tracing) for a short while at low
-// concurrency, POST and GET mixed and every event type in the mix, and
-// asserts only correctness: no transport errors, only 200s, and every
-// accepted event on Kafka. Timing is never asserted: CI machines vary.
+// TestMain lets this test binary be the targets bench starts: bench runs
+// them from its own executable, which here is the test binary, so the
+// two commands it runs ("serve", "bench-target") are dispatched here to
+// the same code the emma-gateway binary runs.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == TargetCommand) {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		env := cli.IO{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+		var err error
+		if os.Args[1] == "serve" {
+			err = gateway.Serve(ctx, os.Args[2:], env, "bench-test")
+		} else {
+			err = RunTarget(ctx, os.Args[2:], env)
+		}
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchSmokeLosesNothing runs bench against the full gateway in its
+// own process (embedded broker, spool, tokens, tracing), the no-op and the
+// hand-written targets in theirs, two rounds each at low concurrency, POST
+// and GET mixed and every event type in the mix, and asserts only
+// correctness: no transport errors, only 200s, every accepted event on
+// Kafka, and a CPU time read from each target's process. Timing is never
+// asserted: CI machines vary.
 func TestBenchSmokeLosesNothing(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
-		t.Skip("starts a gateway and loads it for two seconds")
+		t.Skip("starts three processes and loads each for two rounds of a second")
 	}
 	cfg := defaultBenchConfig()
 	cfg.connections = 4
-	cfg.duration = 2 * time.Second
+	cfg.duration = time.Second
 	cfg.warmup = 200 * time.Millisecond
 	cfg.getRatio = 0.3
+	cfg.targets = []string{"gateway", "handwritten"}
 	cfg.baseline = true
+	cfg.rounds = 2
 	var stderr bytes.Buffer
 	rep, err := runBench(context.Background(), cfg, cli.IO{Stderr: &stderr, Getenv: noEnv})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	g := rep.Gateway
-	if len(g.Errors) > 0 || len(g.Status) != 1 || g.Status["200"] == 0 {
-		t.Fatalf("answers %v, errors %v", g.Status, g.Errors)
+	var names []string
+	for _, tr := range rep.Targets {
+		names = append(names, tr.Target)
+		if len(tr.Rounds) != 2 {
+			t.Fatalf("%s measured %d rounds, want 2", tr.Target, len(tr.Rounds))
+		}
+		for _, r := range tr.Rounds {
+			if len(r.Errors) > 0 || len(r.Status) != 1 || r.Status["200"] == 0 || r.Accepted != r.Status["200"] {
+				t.Fatalf("%s round %d: answers %v, errors %v, accepted %d", tr.Target, r.Round, r.Status, r.Errors, r.Accepted)
+			}
+			// A process that answered callbacks used CPU; the clock
+			// ticks are 10 ms, and a second of load takes many.
+			if r.CPUSeconds <= 0 || r.CPUPerAcceptedUS <= 0 {
+				t.Errorf("%s round %d: no CPU time read from %s (%s)", tr.Target, r.Round, tr.CPUSource, tr.CPUError)
+			}
+		}
+		if tr.PID == 0 || tr.PID == os.Getpid() || tr.Memory == nil || tr.Memory.RSSBytes <= 0 {
+			t.Errorf("%s: pid %d (bench is %d), memory %v: want a process of its own", tr.Target, tr.PID, os.Getpid(), tr.Memory)
+		}
+		if tr.Target == "noop" {
+			if tr.Verification != nil {
+				t.Errorf("noop writes nothing, yet was verified: %v", tr.Verification)
+			}
+			continue
+		}
+		v := tr.Verification
+		if v == nil || v.Accepted == 0 {
+			t.Fatalf("%s: nothing verified: %v", tr.Target, v)
+		}
+		want := verification{Accepted: v.Accepted, Found: v.Accepted, Topics: v.Topics}
+		if diff := cmp.Diff(want, *v); diff != "" {
+			t.Fatalf("%s verification (-want +got):\n%s", tr.Target, diff)
+		}
 	}
-	v := g.Verification
-	if v == nil || v.Accepted == 0 {
-		t.Fatalf("nothing verified: %v", v)
-	}
-	want := verification{Accepted: v.Accepted, Found: v.Accepted, Topics: v.Topics}
-	if diff := cmp.Diff(want, *v); diff != "" {
-		t.Fatalf("verification (-want +got):\n%s", diff)
-	}
-	if rep.Baseline == nil || rep.Baseline.Requests == 0 || rep.Ratio <= 0 {
-		t.Fatalf("no baseline measured (ratio %v)", rep.Ratio)
+	if diff := cmp.Diff([]string{"gateway", "handwritten", "noop"}, names); diff != "" {
+		t.Fatalf("targets (-want +got):\n%s", diff)
 	}
 	// Both renderings hold the figures.
 	var out bytes.Buffer
 	rep.print(&out)
-	if !strings.Contains(out.String(), "0 missing") || !strings.Contains(out.String(), "baseline") {
-		t.Errorf("table:\n%s", out.String())
+	for _, want := range []string{"gateway delivery: ", "0 missing", "CPU µs per accepted", "noop", "handwritten"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
 	}
 	b, err := json.Marshal(rep)
-	if err != nil || !bytes.Contains(b, []byte(`"p99.9"`)) {
+	if err != nil || !bytes.Contains(b, []byte(`"p99.9"`)) || !bytes.Contains(b, []byte(`"cpu_us_per_accepted"`)) {
 		t.Errorf("json: %s %v", b, err)
 	}
 }
@@ -153,8 +210,9 @@ func TestHistogramQuantilesWithinOneBucket(t *testing.T) {
 	}
 }
 
-// TestBenchHonoursTheRoutesFile: the in-process gateway is configured as
-// serve is, EMMA_GATEWAY_ROUTES_FILE included, so that a routed set-up can
+// TestBenchHonoursTheRoutesFile: the gateway bench starts is configured as
+// serve is, EMMA_GATEWAY_ROUTES_FILE included (read from bench's getenv and
+// handed to the process), so that a routed set-up can
 // be measured; every accepted event is then found on the routed topic.
 func TestBenchHonoursTheRoutesFile(t *testing.T) {
 	t.Parallel()
@@ -173,12 +231,39 @@ func TestBenchHonoursTheRoutesFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	v := rep.Gateway.Verification
+	v := rep.Targets[0].Verification
 	if diff := cmp.Diff([]string{"bench.firehose", "emma.unrecognized"}, v.Topics); diff != "" {
 		t.Errorf("topics read (-want +got):\n%s", diff)
 	}
 	if v.Accepted == 0 || v.Missing != 0 {
 		t.Errorf("%d accepted, %d missing from the routed topic", v.Accepted, v.Missing)
+	}
+}
+
+// TestBenchGeneratesATokenForAGatewayOnItsOwnBroker: with a broker of its
+// own the gateway refuses to start without a token, so bench generates
+// one before the configuration is resolved and hands it to the process.
+func TestBenchGeneratesATokenForAGatewayOnItsOwnBroker(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts a gateway and loads it")
+	}
+	b, err := devkafka.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	cfg := defaultBenchConfig()
+	cfg.connections, cfg.requests, cfg.duration, cfg.warmup = 2, 50, 0, 0
+	env := map[string]string{"EMMA_GATEWAY_KAFKA_BROKERS": strings.Join(b.Addrs(), ","), "EMMA_GATEWAY_TOPIC_REPLICATION_FACTOR": "1"}
+	var stderr bytes.Buffer
+	rep, err := runBench(context.Background(), cfg, cli.IO{Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	g := rep.Targets[0]
+	if g.Summary.Accepted == 0 || g.Summary.Non2xx != 0 || g.Verification.Missing != 0 || !slices.Equal(g.brokers, b.Addrs()) {
+		t.Fatalf("summary %+v, verification %+v, brokers %v (want %v)", g.Summary, g.Verification, g.brokers, b.Addrs())
 	}
 }
 

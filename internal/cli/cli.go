@@ -70,6 +70,9 @@ type Command struct {
 	// is printed once by the dispatcher; ErrUsage gives exit code 2,
 	// flag.ErrHelp exit code 0.
 	Run func(ctx context.Context, args []string, io IO) error
+	// Hidden keeps the command out of the usage text: a command the binary
+	// runs for itself (bench's comparison targets), not one for people.
+	Hidden bool
 }
 
 // FlagSet is a flag.FlagSet whose every flag also reads its environment

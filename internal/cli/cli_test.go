@@ -165,6 +165,9 @@ func TestProgramDispatchesAndMapsExitCodes(t *testing.T) {
 		cmd("serve", nil), cmd("bad", Usagef("no such flag")), cmd("fail", errors.New("broker down")),
 		cmd("drift", exit3{}), cmd("help-me", flag.ErrHelp),
 	}}
+	internal := cmd("internal-target", nil)
+	internal.Hidden = true
+	p.Commands = append(p.Commands, internal)
 	for _, tc := range []struct {
 		args       []string
 		code       int
@@ -178,6 +181,7 @@ func TestProgramDispatchesAndMapsExitCodes(t *testing.T) {
 		{[]string{"help-me"}, 0, "help-me ", ""},
 		{[]string{"nope"}, 2, "", `unknown command "nope"`},
 		{[]string{"help"}, 0, "", ""},
+		{[]string{"internal-target", "noop"}, 0, "internal-target noop", ""},
 	} {
 		ran = nil
 		var stdout, stderr bytes.Buffer
@@ -186,7 +190,8 @@ func TestProgramDispatchesAndMapsExitCodes(t *testing.T) {
 			t.Errorf("%q: code %d, ran %q, stderr %q", tc.args, code, ran, stderr.String())
 		}
 	}
-	if u := p.Usage(); !strings.Contains(u, "  prog drift [flags]\n") {
+	// A hidden command runs but is not offered.
+	if u := p.Usage(); !strings.Contains(u, "  prog drift [flags]\n") || strings.Contains(u, "internal-target") {
 		t.Errorf("usage:\n%s", u)
 	}
 }

@@ -47,6 +47,9 @@ func (p *Program) Usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\nUsage:\n", p.Summary)
 	for _, c := range p.Commands {
+		if c.Hidden {
+			continue
+		}
 		fmt.Fprintf(&b, "  %s %s\n", p.Name, c.Short)
 	}
 	if p.Footer != "" {

@@ -1,27 +1,24 @@
-// Command handwritten is the pipeline a team could write itself in about a
+// Package handwritten is the pipeline a team could write itself in about a
 // hundred lines, the comparison target of emma-gateway's performance goals
 // (issue 14): Echo, validator and a kafka-go Writer (acks from all in-sync
 // replicas, Murmur2, a 1 ms batch timer). Each callback is decoded
 // (envelope, then typed data), validated, marshalled and written, and
-// answered once Kafka has it. Without -brokers it starts an in-process
-// kfake broker, as the gateway's embedded mode does. It prints its listen
-// address and, for readers, the broker's.
-package main
+// answered once Kafka has it. bench runs it in its own process
+// ("emma-gateway bench-target handwritten", a hidden command). Without
+// brokers it starts an in-process kfake broker, as the gateway's embedded
+// mode does. It prints its listen address and, for readers, the broker's.
+package handwritten
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-playground/validator/v10"
@@ -51,21 +48,9 @@ type record struct {
 	Data       data      `json:"data"`
 }
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:0", "HTTP listen address")
-	brokers := flag.String("brokers", "", "Kafka brokers, comma-separated; empty starts an in-process broker")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, *brokers, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "handwritten:", err)
-		os.Exit(1)
-	}
-}
-
-// run serves until ctx ends, printing the listen address and the brokers
+// Run serves until ctx ends, printing the listen address and the brokers
 // to stdout.
-func run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
+func Run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
 	if brokers == "" {
 		b, err := devkafka.Start("127.0.0.1:0", devkafka.AutoCreateTopics(3)...)
 		if err != nil {

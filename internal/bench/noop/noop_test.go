@@ -1,4 +1,4 @@
-package main
+package noop
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ func TestAnswersEveryWebhookRoute200(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", "", w) }()
+	go func() { done <- Run(ctx, "127.0.0.1:0", "", w) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,4 +1,4 @@
-package main
+package handwritten
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ func start(t *testing.T) (string, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r, w := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", "", w) }()
+	go func() { done <- Run(ctx, "127.0.0.1:0", "", w) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

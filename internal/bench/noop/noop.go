@@ -1,23 +1,20 @@
-// Command noop is the floor of emma-gateway's performance comparisons: Echo
+// Package noop is the floor of emma-gateway's performance comparisons: Echo
 // v4 on the gateway's webhook routes with a handler that reads the request
-// and answers a fixed 200, in its own process so that its CPU time per
-// request can be read from the outside. Without -brokers it also starts an
-// idle in-process kfake broker, so that the process holds the same parts as
-// the gateway's embedded mode; the handler never uses it. It prints its
-// listen address.
-package main
+// and answers a fixed 200. bench runs it in its own process ("emma-gateway
+// bench-target noop", a hidden command) so that its CPU time per request
+// can be read from the outside. Without brokers it also starts an idle
+// in-process kfake broker, so that the process holds the same parts as the
+// gateway's embedded mode; the handler never uses it. It prints its listen
+// address.
+package noop
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,21 +22,9 @@ import (
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 )
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:0", "HTTP listen address")
-	brokers := flag.String("brokers", "", "Kafka brokers (unused); empty starts an idle in-process broker")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, *brokers, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "noop:", err)
-		os.Exit(1)
-	}
-}
-
-// run serves until ctx ends, printing the listen address and the brokers
+// Run serves until ctx ends, printing the listen address and the brokers
 // to stdout.
-func run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
+func Run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
 	if brokers == "" {
 		b, err := devkafka.Start("127.0.0.1:0")
 		if err != nil {
