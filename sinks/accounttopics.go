@@ -1,12 +1,19 @@
 package sinks
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/emma-gateway/emma-gateway/events/kafkaevents"
 )
 
 // accountTopics bounds the {account} topics the sink creates at run time
@@ -78,6 +85,27 @@ func (a *accountTopics) bound(dests []Destination, fallback string) []Destinatio
 	return out
 }
 
+// seed admits the topics already in the cluster that a rule without
+// accounts names, so that the bound holds across restarts: a gateway that
+// restarts (a rolling deploy, a crash loop) does not create another max
+// topics each time. Topics that exist are always admitted, even beyond
+// max (they cost nothing to write); only creating new ones is bounded.
+func (a *accountTopics) seed(ctx context.Context, client *kafka.Client, r *Routes) error {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{}) // every topic
+	if err != nil {
+		return fmt.Errorf("listing the topics made for accounts: %w", err)
+	}
+	re := r.accountTopicsRE()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range md.Topics {
+		if t.Error == nil && re.MatchString(t.Name) {
+			a.admitted[t.Name] = struct{}{}
+		}
+	}
+	return nil
+}
+
 func (a *accountTopics) admit(topic string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -104,4 +132,38 @@ func (a *accountTopics) warn(refused []string) {
 	a.mu.Unlock()
 	a.log.Warn("the bound on {account} topics created at run time is reached: copies go to their event's template topic, with header emma_intended_topic (raise --max-account-topics, or list the accounts in the route)",
 		"max_account_topics", a.max, "refused_since_last_warning", n, "latest_refused_topic", refused[len(refused)-1])
+}
+
+// accountTopicsRE matches the names the {account} topics of rules without
+// accounts can take: {event} as a known event name, {account} as a decimal
+// id.
+func (r *Routes) accountTopicsRE() *regexp.Regexp {
+	var names []string
+	for _, n := range eventNames() {
+		names = append(names, regexp.QuoteMeta(n))
+	}
+	event := "(?:" + strings.Join(names, "|") + ")"
+	var alts []string
+	all := r.Routes
+	if r.Default != nil {
+		all = append(slices.Clone(all), *r.Default)
+	}
+	for _, rt := range all {
+		if len(rt.Accounts) > 0 {
+			continue
+		}
+		for _, t := range rt.Topics {
+			if !strings.Contains(t, AccountPlaceholder) {
+				continue
+			}
+			q := regexp.QuoteMeta(t)
+			q = strings.ReplaceAll(q, regexp.QuoteMeta(kafkaevents.EventPlaceholder), event)
+			q = strings.ReplaceAll(q, regexp.QuoteMeta(AccountPlaceholder), "-?[0-9]+")
+			alts = append(alts, q)
+		}
+	}
+	if len(alts) == 0 {
+		return regexp.MustCompile(`^\b\B$`) // matches nothing
+	}
+	return regexp.MustCompile("^(?:" + strings.Join(alts, "|") + ")$")
 }

@@ -219,3 +219,62 @@ func TestMaxAccountTopicsValidates(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 }
+
+// TestAccountTopicBoundHoldsAcrossRestarts: a gateway started again on the
+// same cluster counts the {account} topics already there, so restarts do
+// not create another MaxAccountTopics each; the accounts that have a topic
+// keep writing to it.
+func TestAccountTopicBoundHoldsAcrossRestarts(t *testing.T) {
+	t.Parallel() // its own broker on a free port
+	const maxTopics = 5
+	e := startEmbedded(t)
+	routes := "routes:\n  - events: [\"*\"]\n    topics: [\"acct.{event}.{account}\"]\n  - events: [\"*\"]\n    topics: [\"unrelated.x\"]\n"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(accounts ...int) *Kafka {
+		k := newSink(t, e.Addrs(), func(c *Config) { c.MaxAccountTopics, c.Routes = maxTopics, mustParse(t, routes) })
+		if err := k.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range accounts {
+			if err := k.Publish(ctx, openOf(t, a)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return k
+	}
+	run(1, 2, 3, 4, 5, 6, 7)
+	k := run(8, 9, 1)
+	md, err := k.client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acct []string
+	for _, tp := range md.Topics {
+		if strings.HasPrefix(tp.Name, "acct.") {
+			acct = append(acct, tp.Name)
+		}
+	}
+	if len(acct) != maxTopics {
+		t.Fatalf("acct topics after a restart: %v, want %d", acct, maxTopics)
+	}
+	count := func(topic string) int64 {
+		t.Helper()
+		res, err := k.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(0)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := res.Topics[topic]
+		if len(p) != 1 || p[0].Error != nil {
+			t.Fatalf("offsets of %s: %+v", topic, p)
+		}
+		return p[0].LastOffset
+	}
+	if n := count("acct.message_open.1"); n != 2 {
+		t.Fatalf("account 1's topic after the restart holds %d events, want both", n)
+	}
+	// 6 and 7 beyond the bound in the first run, 8 and 9 in the second.
+	if n := count("emma.message_open"); n != 4 {
+		t.Fatalf("the fallback holds %d events, want 4", n)
+	}
+}

@@ -103,8 +103,11 @@ type Config struct {
 	// its event's TopicTemplate topic instead (created at start), with the
 	// kafkaevents.HeaderIntendedTopic header naming the topic it was meant
 	// for, and is counted. Rules that list their accounts are not bounded
-	// (their topics are created at start). Applies only with CreateTopics.
-	// 0 admits none. Default 200.
+	// (their topics are created at start). Topics such a rule could have
+	// named that already exist when the sink starts count against the
+	// bound (and are always written), so restarts do not add another
+	// MaxAccountTopics each. Applies only with CreateTopics. 0 admits none
+	// but those. Default 200.
 	MaxAccountTopics int
 	// Spool configures the local write-ahead spool that keeps events Kafka
 	// cannot take in time. Off unless Spool.Dir is set.

@@ -249,6 +249,9 @@ func (k *Kafka) ensureTopics(ctx context.Context) error {
 		}
 		err = errors.Join(errs...)
 	}
+	if err == nil && k.acct != nil {
+		err = k.acct.seed(ctx, k.client, k.cfg.Routes)
+	}
 	k.mu.Lock()
 	k.topicsReady, k.topicsErr = err == nil, err
 	k.mu.Unlock()
