@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/emma-gateway/emma-gateway/internal/dedup"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -51,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	// Every outcome a webhook request can end with ("" for none set).
-	for _, o := range []string{outcomeAccepted, outcomeUnrecognized, outcomeMalformed, outcomeInvalid, outcomeUnauthorized,
+	for _, o := range []string{outcomeAccepted, outcomeUnrecognized, outcomeDuplicate, outcomeMalformed, outcomeInvalid, outcomeUnauthorized,
 		outcomeForbiddenAccount, outcomeForbiddenAddress, outcomeTooLarge, outcomeRateLimited, outcomeUnavailable,
 		outcomeNotAllowed, outcomeNotFound, ""} {
 		m.duration[o] = duration.WithLabelValues(o)
@@ -84,4 +85,36 @@ func (m *metrics) observe(event, delivery, outcome string, seconds float64) {
 		o = m.durationOther.WithLabelValues(outcome)
 	}
 	o.Observe(seconds)
+}
+
+// registerDedup exposes the dedup window's counters: Evicted growing means
+// the window is shorter than configured (raise --dedup-max-entries).
+func registerDedup(reg prometheus.Registerer, w *dedup.Window) error {
+	stat := func(f func(dedup.Stats) float64) func() float64 {
+		return func() float64 { return f(w.Stats()) }
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "emma_gateway_dedup_remembered",
+			Help: "Event ids remembered as durable by the dedup window.",
+		}, stat(func(s dedup.Stats) float64 { return float64(s.Remembered) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "emma_gateway_dedup_waits_total",
+			Help: "Callbacks that waited for a copy of themselves in flight.",
+		}, stat(func(s dedup.Stats) float64 { return float64(s.Waits) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "emma_gateway_dedup_evicted_total",
+			Help: "Event ids forgotten before their window ended because the dedup window was full.",
+		}, stat(func(s dedup.Stats) float64 { return float64(s.Evicted) })),
+	}
+	var errs []error
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("receiver dedup metrics: %w", err)
+	}
+	return nil
 }

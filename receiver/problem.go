@@ -47,6 +47,9 @@ func (p *Problem) retry(d time.Duration) *Problem { p.retryAfter = d; return p }
 const (
 	outcomeAccepted     = "accepted"
 	outcomeUnrecognized = "unrecognized"
+	// outcomeDuplicate: a callback whose event_id was made durable within
+	// the dedup window, answered 200 without a publish.
+	outcomeDuplicate    = "duplicate"
 	outcomeMalformed    = "malformed"
 	outcomeInvalid      = "invalid"
 	outcomeUnauthorized = "unauthorized"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/console"
+	"github.com/emma-gateway/emma-gateway/internal/dedup"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
@@ -87,6 +88,11 @@ type Deps struct {
 	Ready ReadyFunc
 	// Now returns the current time. Default time.Now; tests fix it.
 	Now func() time.Time
+	// Dedup remembers the event ids made durable recently, so that a
+	// callback delivered again is answered 200 with "duplicate": true and
+	// not published again (SPEC section 3). Default nil: off, every copy is
+	// published.
+	Dedup *dedup.Window
 	// Mounts are GET handlers the wiring serves beside the webhook, such
 	// as /metrics and /schemas/*: the receiver links neither Prometheus'
 	// HTTP handler nor the schemas.
@@ -154,6 +160,11 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	met, err := newMetrics(set.Registerer)
 	if err != nil {
 		return nil, err
+	}
+	if deps.Dedup != nil {
+		if err := registerDedup(set.Registerer, deps.Dedup); err != nil {
+			return nil, err
+		}
 	}
 	allowed, _ := parseNets("allowed CIDR", cfg.AllowedCIDRs) // Validate checked them
 	proxies, _ := parseNets("trusted proxy", cfg.TrustedProxies)

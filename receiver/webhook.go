@@ -28,6 +28,9 @@ type Accepted struct {
 	EventID    string `json:"event_id"`
 	Event      string `json:"event"`
 	Recognized bool   `json:"recognized"`
+	// Duplicate marks a callback whose event_id this replica made durable
+	// within the dedup window: it was not published again (SPEC section 3).
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // callback is a request reduced to what events needs.
@@ -108,7 +111,27 @@ func (s *Server) webhook(c echo.Context) error {
 
 	pctx, cancel := s.publishContext(ctx)
 	defer cancel()
-	if err := s.publish(pctx, c, ev); err != nil {
+	// Unrecognized events are deduplicated too: their event_id is as
+	// stable as a known event's (account, name and content).
+	claim, err := s.deps.Dedup.Begin(pctx, ev.ID)
+	if err != nil {
+		// A copy of this callback is being published and its outcome is
+		// still unknown: neither 200 nor a second publish would be honest.
+		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "a copy of this callback is still being made durable; retry later").
+			retry(s.cfg.RetryAfter).withCause(err)
+	}
+	answer := Accepted{Status: "accepted", EventID: ev.ID, Event: ev.Name, Recognized: ev.Recognized()}
+	if claim.Duplicate() {
+		if s.deps.Recorder != nil {
+			c.Set(ctxEvent, ev) // the console shows its account; no placement: nothing was written
+		}
+		setOutcome(c, outcomeDuplicate)
+		answer.Duplicate = true
+		return c.JSON(http.StatusOK, answer)
+	}
+	err = s.publish(pctx, c, ev)
+	claim.Done(err == nil)
+	if err != nil {
 		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "the event could not be made durable; retry later").
 			retry(s.cfg.RetryAfter).withCause(err)
 	}
@@ -117,7 +140,7 @@ func (s *Server) webhook(c echo.Context) error {
 		outcome = outcomeUnrecognized
 	}
 	setOutcome(c, outcome)
-	return c.JSON(http.StatusOK, Accepted{Status: "accepted", EventID: ev.ID, Event: ev.Name, Recognized: ev.Recognized()})
+	return c.JSON(http.StatusOK, answer)
 }
 
 // publish hands ev to the sink; with a console recorder and a sink that

@@ -94,6 +94,21 @@ type Config struct {
 	// Routes, when set, send each recognized event to the topics of its
 	// routes instead of TopicTemplate's (see [Routes]).
 	Routes *Routes
+	// MaxAccountTopics bounds the topics named with {account}, by rules
+	// that list no accounts, that this process writes and creates at run
+	// time (SPEC section 4): the account id comes from the callback, so
+	// without a bound a sender holding a token not bound to accounts could
+	// make the gateway create a topic per made-up id. Topics are admitted
+	// first come first served; a copy for a topic beyond the bound goes to
+	// its event's TopicTemplate topic instead (created at start), with the
+	// kafkaevents.HeaderIntendedTopic header naming the topic it was meant
+	// for, and is counted. Rules that list their accounts are not bounded
+	// (their topics are created at start). Topics such a rule could have
+	// named that already exist when the sink starts count against the
+	// bound (and are always written), so restarts do not add another
+	// MaxAccountTopics each. Applies only with CreateTopics. 0 admits none
+	// but those. Default 200.
+	MaxAccountTopics int
 	// Spool configures the local write-ahead spool that keeps events Kafka
 	// cannot take in time. Off unless Spool.Dir is set.
 	Spool SpoolConfig
@@ -144,6 +159,7 @@ func DefaultConfig() Config {
 		HealthTimeout:       2 * time.Second,
 		StaleRetries:        6,
 		StaleRetryBackoff:   Backoff{Min: 50 * time.Millisecond, Max: time.Second},
+		MaxAccountTopics:    200,
 		Spool:               DefaultSpoolConfig(),
 	}
 }
@@ -221,6 +237,9 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.MaxAccountTopics < 0 {
+		errs = append(errs, fmt.Errorf("kafka: max account topics must not be negative, not %d", c.MaxAccountTopics))
+	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("kafka: max attempts must be at least 1, not %d", c.MaxAttempts))
 	}
@@ -239,7 +258,8 @@ func (c Config) Validate() error {
 // Topics returns every topic a gateway with this configuration writes that
 // can be known in advance: one per known event type (fewer if the template
 // has no {event}) or those of the routes, the unrecognized topic and the
-// dead-letter topic. Route topics with {account} are created on first use.
+// dead-letter topic. Route topics with {account} of rules that list no
+// accounts are created on first use.
 func (c Config) Topics() []string {
 	var ts []string
 	for _, t := range events.Types() {
@@ -248,10 +268,14 @@ func (c Config) Topics() []string {
 			continue
 		}
 		// The routes of an account no rule names (account-bound rules add
-		// their own static topics below).
+		// their own static topics below). A per-account topic is created on
+		// first use; the template topic is its fallback beyond
+		// MaxAccountTopics, so it exists from the start.
 		dests, _ := c.Routes.Route(t.Name, 0, c.topic(t.Name))
 		for _, d := range dests {
-			if !d.PerAccount {
+			if d.PerAccount {
+				ts = append(ts, c.topic(t.Name))
+			} else {
 				ts = append(ts, d.Topic)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -74,6 +75,10 @@ type Kafka struct {
 	mu          sync.Mutex
 	topicsReady bool
 	topicsErr   error
+
+	// acct bounds the {account} topics created at run time; nil when
+	// the gateway creates no topics or the routes name none.
+	acct *accountTopics
 }
 
 // NewKafka returns a Kafka sink for cfg. It does not connect: call Start.
@@ -134,8 +139,13 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		}
 		k.co.spool, k.co.spoolAfter = k.spool, cfg.Spool.After
 	}
+	collectors := []prometheus.Collector{k.publish, k.dropped, &collector{k: k}}
+	if cfg.CreateTopics && cfg.Routes.perAccount() {
+		k.acct = newAccountTopics(cfg.MaxAccountTopics, set.Logger)
+		collectors = append(collectors, k.acct.refused, k.acct.gauge)
+	}
 	var merrs []error
-	for _, c := range []prometheus.Collector{k.publish, k.dropped, &collector{k: k}} {
+	for _, c := range collectors {
 		if err := set.Registerer.Register(c); err != nil {
 			merrs = append(merrs, err)
 		}
@@ -238,6 +248,9 @@ func (k *Kafka) ensureTopics(ctx context.Context) error {
 			}
 		}
 		err = errors.Join(errs...)
+	}
+	if err == nil && k.acct != nil {
+		err = k.acct.seed(ctx, k.client, k.cfg.Routes)
 	}
 	k.mu.Lock()
 	k.topicsReady, k.topicsErr = err == nil, err
@@ -350,19 +363,25 @@ func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.
 			k.dropped.WithLabelValues(ev.Name).Inc()
 			return nil
 		}
+		if k.acct != nil {
+			dests = k.acct.bound(dests, k.cfg.topic(ev.Name))
+		}
 	}
 	msgs := make([]kafka.Message, 0, len(dests))
 	for _, d := range dests {
 		key := routeKey(ev, d.Key)
+		var m kafka.Message
 		if d.ContentMode == ContentStructured {
-			m, err := structuredMessage(d.Topic, ev, key, value)
-			if err != nil {
+			if m, err = structuredMessage(d.Topic, ev, key, value); err != nil {
 				return err
 			}
-			msgs = append(msgs, m)
-			continue
+		} else {
+			m = binaryMessage(d.Topic, ev, key, value)
 		}
-		msgs = append(msgs, binaryMessage(d.Topic, ev, key, value))
+		if len(d.IntendedTopics) > 0 {
+			m.Headers = append(m.Headers, kafka.Header{Key: kafkaevents.HeaderIntendedTopic, Value: []byte(strings.Join(d.IntendedTopics, ","))})
+		}
+		msgs = append(msgs, m)
 	}
 	if extra != nil {
 		for i := range msgs {

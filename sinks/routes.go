@@ -70,9 +70,15 @@ type Destination struct {
 	Topic       string
 	Key         string // the key field
 	ContentMode string
-	// PerAccount marks a topic named with {account}: it cannot be created
-	// in advance.
+	// PerAccount marks a topic named with {account} by a rule that lists
+	// no accounts: it cannot be created in advance, and counts against
+	// Config.MaxAccountTopics. (A rule that lists its accounts names a
+	// known set of topics: they are created at start.)
 	PerAccount bool
+	// IntendedTopics, on a copy sent to the event's template topic because
+	// Config.MaxAccountTopics was reached, are the {account} topics the
+	// routes named for it (the kafkaevents.HeaderIntendedTopic header).
+	IntendedTopics []string
 }
 
 // ParseRoutes reads a routes file (YAML), rejecting unknown fields, and
@@ -198,7 +204,8 @@ func (rt Route) destinations(event string, account int64, out []Destination) []D
 	for _, t := range rt.Topics {
 		topic := strings.NewReplacer(kafkaevents.EventPlaceholder, event, AccountPlaceholder, acct).Replace(t)
 		if !slices.ContainsFunc(out, func(d Destination) bool { return d.Topic == topic }) {
-			out = append(out, Destination{Topic: topic, Key: key, ContentMode: mode, PerAccount: strings.Contains(t, AccountPlaceholder)})
+			perAccount := strings.Contains(t, AccountPlaceholder) && len(rt.Accounts) == 0
+			out = append(out, Destination{Topic: topic, Key: key, ContentMode: mode, PerAccount: perAccount})
 		}
 	}
 	return out
@@ -230,9 +237,10 @@ func (r *Routes) Route(event string, account int64, defaultTopic string) (dests 
 	return []Destination{{Topic: defaultTopic, Key: KeyDefault, ContentMode: ContentBinary}}, false
 }
 
-// StaticTopics returns the topics the routes can name that need no account
-// to be known: they are created at start. Topics with {account} are created
-// on first use.
+// StaticTopics returns the topics the routes can name that are known in
+// advance: they are created at start. That includes the {account} topics
+// of a rule that lists its accounts; those of a rule that does not are
+// created on first use, within Config.MaxAccountTopics.
 func (r *Routes) StaticTopics() []string {
 	var ts []string
 	all := append(slices.Clone(r.Routes), Route{})
@@ -244,16 +252,20 @@ func (r *Routes) StaticTopics() []string {
 		if rt.Drop {
 			continue
 		}
+		accounts := rt.Accounts
+		if len(accounts) == 0 {
+			accounts = []int64{0}
+		}
 		for _, t := range rt.Topics {
-			if strings.Contains(t, AccountPlaceholder) {
+			if strings.Contains(t, AccountPlaceholder) && len(rt.Accounts) == 0 {
 				continue
 			}
 			for _, name := range eventNames() {
-				if _, dropped := r.Route(name, firstOr(rt.Accounts), ""); dropped {
-					continue
-				}
-				if rt.matches(name, firstOr(rt.Accounts)) {
-					ts = append(ts, kafkaevents.Topic(t, name))
+				for _, acct := range accounts {
+					if _, dropped := r.Route(name, acct, ""); dropped || !rt.matches(name, acct) {
+						continue
+					}
+					ts = append(ts, strings.NewReplacer(kafkaevents.EventPlaceholder, name, AccountPlaceholder, strconv.FormatInt(acct, 10)).Replace(t))
 				}
 			}
 		}
@@ -262,9 +274,21 @@ func (r *Routes) StaticTopics() []string {
 	return slices.Compact(ts)
 }
 
-func firstOr(accounts []int64) int64 {
-	if len(accounts) > 0 {
-		return accounts[0]
+// perAccount reports whether a rule names {account} topics without listing
+// its accounts: topics created on first use, bounded by
+// Config.MaxAccountTopics. False for nil routes.
+func (r *Routes) perAccount() bool {
+	if r == nil {
+		return false
 	}
-	return 0
+	all := r.Routes
+	if r.Default != nil {
+		all = append(slices.Clone(all), *r.Default)
+	}
+	for _, rt := range all {
+		if len(rt.Accounts) == 0 && slices.ContainsFunc(rt.Topics, func(t string) bool { return strings.Contains(t, AccountPlaceholder) }) {
+			return true
+		}
+	}
+	return false
 }

@@ -166,8 +166,38 @@ func TestRoutesTopicsCreatedAtStart(t *testing.T) {
 		if t2 == "emma.member_update" {
 			t.Errorf("the topic of a dropped event would be created")
 		}
-		if strings.Contains(t2, "{") || strings.Contains(t2, "account") {
-			t.Errorf("a per-account topic would be created at start: %s", t2)
+		if strings.Contains(t2, "{") || strings.Contains(t2, "account") && t2 != "emma.account.42" {
+			t.Errorf("a topic no listed account names would be created at start: %s", t2)
+		}
+	}
+	// The rule lists its account: its one topic is known in advance.
+	if !contains(ts, "emma.account.42") {
+		t.Errorf("topics lack the listed account's emma.account.42: %v", ts)
+	}
+	if cfg.Routes.perAccount() {
+		t.Error("routes whose {account} rules list their accounts are bounded by the cap")
+	}
+}
+
+// TestUnlistedAccountTopicsHaveTheirFallbackAtStart: a rule naming
+// {account} topics without accounts creates none at start, but the
+// template topic of each event it matches, where copies beyond
+// MaxAccountTopics go.
+func TestUnlistedAccountTopicsHaveTheirFallbackAtStart(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Routes = mustParse(t, "routes:\n  - events: [\"message_*\"]\n    topics: [\"acct.{account}\"]\n  - events: [\"*\"]\n    topics: [firehose]\n")
+	if !cfg.Routes.perAccount() {
+		t.Fatal("an unlisted {account} rule is not bounded")
+	}
+	ts := cfg.Topics()
+	for _, want := range []string{"firehose", "emma.message_open", "emma.message_share_click"} {
+		if !contains(ts, want) {
+			t.Errorf("topics lack %s: %v", want, ts)
+		}
+	}
+	for _, t2 := range ts {
+		if strings.HasPrefix(t2, "acct.") || t2 == "emma.member_add" {
+			t.Errorf("topic %s created at start", t2)
 		}
 	}
 }

@@ -204,7 +204,10 @@ func headerMap(t *testing.T, m kafka.Message) map[string]string {
 // normalized value of its golden file; both copies share one event_id.
 func TestEveryEventTypeByPostAndGetLandsOnKafka(t *testing.T) {
 	t.Parallel()
-	tg := startTestGateway(t, nil)
+	// The GET is the POST's duplicate: with the dedup window on it would be
+	// answered without a publish (TestDuplicateCallbackIsPublishedOnce),
+	// and this test reads both copies.
+	tg := startTestGateway(t, func(c *gateway.Config) { c.Dedup.Window = 0 })
 	files, err := filepath.Glob("testdata/callbacks/*.json")
 	if err != nil || len(files) != 20 {
 		t.Fatalf("want 20 callbacks (19 types + 1 unrecognized), found %d: %v", len(files), err)
@@ -288,12 +291,42 @@ func TestEveryEventTypeByPostAndGetLandsOnKafka(t *testing.T) {
 	}
 }
 
+// TestDuplicateCallbackIsPublishedOnce: with the default dedup window, the
+// same callback by POST and again by GET is answered 200 both times, the
+// second with the same event_id and "duplicate": true, and Kafka holds it
+// once.
+func TestDuplicateCallbackIsPublishedOnce(t *testing.T) {
+	tg := startTestGateway(t, nil)
+	payload, err := os.ReadFile("testdata/callbacks/message_open.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answers []map[string]any
+	for _, method := range []string{http.MethodPost, http.MethodGet, http.MethodPost} {
+		status, body := tg.callback(t, method, string(payload))
+		if status != http.StatusOK || body["status"] != "accepted" {
+			t.Fatalf("%s: %d %v", method, status, body)
+		}
+		answers = append(answers, body)
+	}
+	if answers[0]["duplicate"] != nil || answers[1]["duplicate"] != true || answers[2]["duplicate"] != true ||
+		answers[1]["event_id"] != answers[0]["event_id"] || answers[2]["event_id"] != answers[0]["event_id"] {
+		t.Fatalf("answers %v", answers)
+	}
+	if msgs := consume(t, tg.brokers, "emma.message_open"); len(msgs) != 1 {
+		t.Fatalf("emma.message_open holds %d messages, want 1", len(msgs))
+	}
+	if !strings.Contains(tg.logs.String(), `"outcome":"duplicate"`) {
+		t.Fatal("no log line with outcome duplicate")
+	}
+}
+
 func TestGoldenValuesKeepLargeIDsTimesAndExtras(t *testing.T) {
 	// The golden files are the contract; check what they promise so that a
 	// careless -update cannot weaken it.
 	want := map[string][]string{
 		"message_click.json":        {`"member_id":6160010079`, `"link_id":7000000123`, `"timestamp":"2026-11-20T10:02:03Z"`, `"extra":{"link_url":"https://example.com/sale"}`},
-		"member_add.json":           {`"timestamp":"2017-12-21T11:01:11Z"`, `"signup_form_id":null`, `"resource_url":"https://api.e2ma.net/1743199/members/1160010079"`},
+		"member_add.json":           {`"timestamp":"2017-12-21T17:01:11Z"`, `"emma_timestamp":"@D:2017-12-21T11:01:11"`, `"signup_form_id":null`, `"resource_url":"https://api.e2ma.net/1743199/members/1160010079"`},
 		"member_optout.json":        {`"member_id":6160010079`},
 		"group_delete.json":         {`"member_group_id":4300000003`},
 		"member_status_update.json": {`"status":"opt-out"`, `"extra":{"old_status":"active"}`},

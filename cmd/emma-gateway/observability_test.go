@@ -63,7 +63,9 @@ func TestTraceFromCallbackToKafkaMessage(t *testing.T) {
 	t.Parallel()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	tg := startTestGateway(t, nil, func(s *telemetry.Settings) { s.TracerProvider = tp })
+	// The GET repeats the POST's callback: without the dedup window it is
+	// published again, with spans of its own.
+	tg := startTestGateway(t, func(c *gateway.Config) { c.Dedup.Window = 0 }, func(s *telemetry.Settings) { s.TracerProvider = tp })
 	payload := openCallback(7)
 	for _, method := range []string{http.MethodPost, http.MethodGet} {
 		t.Run(method, func(t *testing.T) {
@@ -254,17 +256,20 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	res.Body.Close()
 	text := string(b)
 	for _, want := range []string{
-		`emma_gateway_webhook_requests_total{delivery="POST",event="message_open",outcome="accepted"} 2`,
+		`emma_gateway_webhook_requests_total{delivery="POST",event="message_open",outcome="accepted"} 1`,
+		// The second POST is the first's duplicate: answered, not published.
+		`emma_gateway_webhook_requests_total{delivery="POST",event="message_open",outcome="duplicate"} 1`,
+		`emma_gateway_dedup_remembered 3`,
 		`emma_gateway_webhook_requests_total{delivery="GET",event="message_open",outcome="accepted"} 1`,
 		`emma_gateway_webhook_requests_total{delivery="GET",event="message_open",outcome="invalid"} 1`,
 		`emma_gateway_webhook_requests_total{delivery="POST",event="unrecognized",outcome="unrecognized"} 1`,
 		`emma_gateway_webhook_requests_total{delivery="POST",event="",outcome="unauthorized"} 1`,
-		`emma_gateway_webhook_request_duration_seconds_count{outcome="accepted"} 3`,
+		`emma_gateway_webhook_request_duration_seconds_count{outcome="accepted"} 2`,
 		`emma_gateway_webhook_requests_in_flight 0`,
-		`emma_gateway_publish_duration_seconds_count{result="kafka",topic="emma.message_open"} 3`,
+		`emma_gateway_publish_duration_seconds_count{result="kafka",topic="emma.message_open"} 2`,
 		`emma_gateway_publish_duration_seconds_count{result="kafka",topic="emma.deadletter"} 1`,
 		`emma_gateway_publish_duration_seconds_count{result="kafka",topic="emma.unrecognized"} 1`,
-		`emma_gateway_kafka_producer_messages_total 5`,
+		`emma_gateway_kafka_producer_messages_total 4`,
 		`emma_gateway_kafka_producer_errors_total 0`,
 		`emma_gateway_spool_records 0`,
 		`emma_gateway_spool_oldest_age_seconds 0`,

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
@@ -163,5 +168,96 @@ func TestFailedDestinationIsNever200WithACopyMissing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOneTokenCannotFloodTheClusterWithTopics: one valid token (not bound
+// to accounts) sends callbacks for 3,000 made-up account ids to a gateway
+// whose routes give every account its own topic. Every callback is
+// answered 200 and is on the firehose; --max-account-topics of the
+// accounts get their topic, no more are created, and the others' copies
+// are on the event's template topic.
+func TestOneTokenCannotFloodTheClusterWithTopics(t *testing.T) {
+	t.Parallel()
+	const (
+		accounts  = 3000
+		maxTopics = 20
+	)
+	tg := startTestGateway(t, func(c *gateway.Config) {
+		c.Kafka.Routes = writeRoutes(t, "routes:\n  - events: [\"*\"]\n    topics: [\"emma.events\"]\n  - events: [\"*\"]\n    topics: [\"emma.account.{account}\"]\n")
+		c.Kafka.MaxAccountTopics = maxTopics
+	})
+	next := make(chan int)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for a := range next {
+				body := `{"event_name": "message_open", "data": {"account_id": ` + strconv.Itoa(a) + `, "member_id": 6160010079, "mailing_id": 5012345678, "subject": "Hi", "timestamp": "@D:2026-11-20T10:01:02"}}`
+				res, err := http.Post(tg.url+"/webhooks/emma/"+testToken, "application/json", strings.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	for a := 1; a <= accounts; a++ {
+		next <- a
+	}
+	close(next)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d callbacks not answered 200", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(tg.brokers...)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var perAccount int
+	for _, tp := range md.Topics {
+		if strings.HasPrefix(tp.Name, "emma.account.") {
+			perAccount++
+		}
+	}
+	if perAccount != maxTopics {
+		t.Fatalf("%d per-account topics created, want the bound %d", perAccount, maxTopics)
+	}
+	held := func(topic string) int64 {
+		t.Helper()
+		var req []kafka.OffsetRequest
+		for _, tp := range md.Topics {
+			if tp.Name == topic {
+				for _, p := range tp.Partitions {
+					req = append(req, kafka.LastOffsetOf(p.ID))
+				}
+			}
+		}
+		res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: req}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, p := range res.Topics[topic] {
+			if p.Error != nil {
+				t.Fatalf("%s/%d: %v", topic, p.Partition, p.Error)
+			}
+			n += p.LastOffset
+		}
+		return n
+	}
+	if n := held("emma.events"); n != accounts {
+		t.Fatalf("the firehose holds %d events, want %d", n, accounts)
+	}
+	if n := held("emma.message_open"); n != accounts-maxTopics {
+		t.Fatalf("the template topic holds %d copies, want %d", n, accounts-maxTopics)
 	}
 }

@@ -45,6 +45,12 @@ const (
 // callback's message has no such header.
 const HeaderRedrivenFrom = "emma_redriven_from"
 
+// HeaderIntendedTopic is on a copy the gateway wrote to its event's
+// template topic instead of the {account} topic a route named, because the
+// bound on topics created at run time was reached: its value is that
+// topic (several, comma-separated, when more than one was refused).
+const HeaderIntendedTopic = "emma_intended_topic"
+
 // SpecVersion is the CloudEvents version of every message (ce_specversion).
 const SpecVersion = "1.0"
 

@@ -651,7 +651,13 @@ func runLoad(ctx context.Context, cfg benchConfig, mix eventMix, t *targetReport
 	client := &http.Client{Transport: transport, Timeout: cfg.timeout}
 
 	var seq atomic.Int64
-	at := time.Now().UTC().Truncate(time.Second)
+	// In Emma's zone, as the emulator writes its times: loaded once here,
+	// not once per callback.
+	emmaClock, err := time.LoadLocation(events.EmmaTimezone)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", events.EmmaTimezone, err)
+	}
+	at := time.Now().Truncate(time.Second).In(emmaClock)
 	begin := time.Now()
 	measureFrom := begin.Add(cfg.warmup)
 	deadline := measureFrom.Add(cfg.duration)

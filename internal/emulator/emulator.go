@@ -492,7 +492,7 @@ func (e *Emulator) Fire(ctx context.Context, req FireRequest) (FireResult, error
 		}
 	}
 	e.mu.Unlock()
-	payload, err := json.Marshal(Payload(req.Event, req.AccountID, entity, e.now(), req.Data))
+	payload, err := Payload(req.Event, req.AccountID, entity, e.now(), req.Data).JSON()
 	if err != nil {
 		return FireResult{}, fmt.Errorf("emulator: payload of %s: %w", req.Event, err)
 	}

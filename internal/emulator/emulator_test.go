@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -169,9 +170,16 @@ func TestFireCallsEveryWebhookOfTheEventByItsMethod(t *testing.T) {
 	if len(res.Deliveries) != 3 || len(rc.got) != 3 {
 		t.Fatalf("%d deliveries, %d received, want 3", len(res.Deliveries), len(rc.got))
 	}
-	want := `{"event_name":"message_open","data":{"account_id":100,"mailing_id":5012340001,"member_id":6160010001,"subject":"Hello","timestamp":"@D:2026-11-20T10:01:02"}}`
-	if string(res.Payload) != want {
-		t.Fatalf("payload\n got %s\nwant %s", res.Payload, want)
+	// Emma's layout, and its clock: 10:01:02 UTC is 04:01:02 Central (CST).
+	want := `{"event_name": "message_open", "data": {"account_id": 100, "member_id": 6160010001, "mailing_id": 5012340001, "subject": "Hello", "timestamp": "@D:2026-11-20T04:01:02"}}`
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(want)); err != nil {
+		t.Fatal(err)
+	}
+	// The fire answer carries the payload as a JSON value (compacted by
+	// encoding/json); the bytes delivered are checked below.
+	if string(res.Payload) != compact.String() {
+		t.Fatalf("payload\n got %s\nwant %s", res.Payload, compact.String())
 	}
 	post, get := rc.got[0], rc.got[1]
 	if post.Method != "POST" || post.URL.Path != "/hook/post" || rc.body[0] != want || post.Header.Get("Content-Type") != "application/json" {
@@ -221,15 +229,15 @@ func TestFireUnknownEvent(t *testing.T) {
 }
 
 // TestPayloadsAreValidCallbacks decodes the generated payload of every
-// event type with the gateway's own decoder: it must be recognized, valid,
-// and fully typed (nothing left in Extra), with ids above 2^32.
+// event type with the gateway's own decoder, at its defaults (Emma's
+// clock): it must be recognized, valid, and fully typed (nothing left in
+// Extra), with ids above 2^32, its time read back exactly, and written in
+// Emma's layout.
 func TestPayloadsAreValidCallbacks(t *testing.T) {
-	// The emulator still writes its @D: times as UTC wall clock; issue 16's
-	// wiring round moves it to Central time and this to DecoderConfig{}.
-	dec := events.NewDecoder(events.DecoderConfig{Location: time.UTC})
+	dec := events.NewDecoder(events.DecoderConfig{})
 	for _, typ := range events.Types() {
 		t.Run(typ.Name, func(t *testing.T) {
-			b, err := json.Marshal(emulator.Payload(typ.Name, 1743199, 7, at, nil))
+			b, err := emulator.Payload(typ.Name, 1743199, 7, at, nil).JSON()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,10 +252,44 @@ func TestPayloadsAreValidCallbacks(t *testing.T) {
 			if len(key) < 10 || key <= "4294967296" {
 				t.Fatalf("key %q is not an id above 2^32", key)
 			}
-			if !strings.Contains(string(b), `"timestamp":"@D:2026-11-20T10:01:02"`) {
-				t.Fatalf("timestamp not in Emma's form: %s", b)
+			if !strings.HasPrefix(string(b), `{"event_name": "`+typ.Name+`", `) || !strings.Contains(string(b), `"timestamp": "@D:2026-11-20T04:01:02"`) {
+				t.Fatalf("not in Emma's layout and clock: %s", b)
+			}
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, b); err != nil {
+				t.Fatal(err)
+			}
+			// json.dumps: a space after every separator outside strings,
+			// none elsewhere.
+			if strings.Count(string(b), ", ")+strings.Count(string(b), ": ") != len(b)-compact.Len() {
+				t.Fatalf("separators not json.dumps': %s", b)
 			}
 		})
+	}
+}
+
+// TestPayloadLayoutIsJSONDumps pins the bytes: member_add in the key order
+// of the real captured callback (SPEC section 2), null for the missing
+// signup form, the summer clock (CDT, UTC-5), and strings escaped as
+// json.dumps(ensure_ascii=True) does (non-ASCII as \u escapes, UTF-16
+// pairs beyond the BMP, DEL too; <, > and & as they are).
+func TestPayloadLayoutIsJSONDumps(t *testing.T) {
+	summer := time.Date(2026, 7, 4, 17, 0, 0, 0, time.UTC)
+	b, err := emulator.Payload("member_add", 1743199, 7, summer, nil).JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"event_name": "member_add", "resource_url": "https://api.e2ma.net/1743199/members/6160010007", "data": {"signup_form_id": null, "timestamp": "@D:2026-07-04T12:00:00", "group_ids": [4300000001], "account_id": 1743199, "member_id": 6160010007}}`
+	if string(b) != want {
+		t.Fatalf("member_add\n got %s\nwant %s", b, want)
+	}
+	b, err = emulator.Payload("message_open", 1, 1, at, map[string]any{"subject": "Caf\u00e9 <b> & \u2615 \U0001D11E \x7f", "zz_extra": map[string]any{"b": 1, "a": []any{1, "x"}}}).JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = `{"event_name": "message_open", "data": {"account_id": 1, "member_id": 6160010001, "mailing_id": 5012340001, "subject": "Caf\u00e9 <b> & \u2615 \ud834\udd1e \u007f", "timestamp": "@D:2026-11-20T04:01:02", "zz_extra": {"a": [1, "x"], "b": 1}}}`
+	if string(b) != want {
+		t.Fatalf("message_open\n got %s\nwant %s", b, want)
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/cli"
 	"github.com/emma-gateway/emma-gateway/internal/console"
+	"github.com/emma-gateway/emma-gateway/internal/dedup"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
 	"github.com/emma-gateway/emma-gateway/sinks"
@@ -19,8 +21,9 @@ import (
 const EnvPrefix = cli.EnvPrefix
 
 // DefaultTimezone is the zone Emma's zone-less "@D:" timestamps are read
-// in when --timezone is not given.
-const DefaultTimezone = "UTC"
+// in when --timezone is not given: Emma's own clock, US Central time
+// (SPEC section 2).
+const DefaultTimezone = events.EmmaTimezone
 
 // DefaultEmbeddedKafkaAddr is where the embedded development broker
 // listens by default, the address any Kafka client tries first.
@@ -32,6 +35,9 @@ const DefaultEmbeddedKafkaAddr = "127.0.0.1:9092"
 type Config struct {
 	Receiver receiver.Config
 	Kafka    sinks.Config
+	// Dedup is the window of durable event ids behind duplicate answers
+	// (SPEC section 3); Window 0 turns it off.
+	Dedup dedup.Config
 
 	// EmbeddedKafkaAddr is the listen address of the development broker.
 	EmbeddedKafkaAddr string
@@ -87,6 +93,7 @@ func DefaultConfig() Config {
 	return Config{
 		Receiver:          receiver.DefaultConfig(),
 		Kafka:             sinks.DefaultConfig(),
+		Dedup:             dedup.DefaultConfig(),
 		EmbeddedKafkaAddr: DefaultEmbeddedKafkaAddr,
 		Timezone:          DefaultTimezone,
 		LogLevel:          "info",
@@ -156,7 +163,10 @@ func Flags(cfg *Config, output io.Writer) *cli.FlagSet {
 	fs.Var((*cli.Secret)(&k.SASL.Password), "kafka-sasl-password", "SASL password (prefer the environment variable)")
 
 	fs.Var((*cli.Secret)(&cfg.AdminToken), "admin-token", "opens the operator console (GET /console) as the Basic auth password or a Bearer token; at least 16 characters, not a webhook token (empty: the console answers 404 outside development mode)")
-	fs.StringVar(&cfg.Timezone, "timezone", cfg.Timezone, "IANA zone of Emma's zone-less timestamps")
+	fs.IntVar(&k.MaxAccountTopics, "max-account-topics", k.MaxAccountTopics, "most {account} topics (of routes that list no accounts) created at run time; copies beyond go to their event's template topic")
+	fs.DurationVar(&cfg.Dedup.Window, "dedup-window", cfg.Dedup.Window, "how long a callback made durable is remembered, so that a copy is answered 200 as a duplicate and not published again (0: off)")
+	fs.IntVar(&cfg.Dedup.MaxEntries, "dedup-max-entries", cfg.Dedup.MaxEntries, "most event ids the dedup window remembers (oldest forgotten first)")
+	fs.StringVar(&cfg.Timezone, "timezone", cfg.Timezone, "IANA zone of Emma's zone-less @D: timestamps (Emma's clock is US Central time)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json or text")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest graceful shutdown")
@@ -227,7 +237,7 @@ func (c Config) Validate() error {
 }
 
 func (c Config) validateParts() error {
-	errs := []error{c.Receiver.Validate(), c.Kafka.Validate()}
+	errs := []error{c.Receiver.Validate(), c.Kafka.Validate(), c.Dedup.Validate()}
 	if c.Kafka.Spool.Dir != "" && c.Kafka.Spool.After >= c.Receiver.PublishTimeout {
 		errs = append(errs, fmt.Errorf("the spool deadline (%s) must be shorter than the publish timeout (%s), or events would time out before they are spooled", c.Kafka.Spool.After, c.Receiver.PublishTimeout))
 	}

@@ -129,3 +129,40 @@ func TestLoadAcceptsAndNamesTheRetiredBatchFlags(t *testing.T) {
 		t.Errorf("nothing given, deprecated %v", cfg.Deprecated())
 	}
 }
+
+// TestLoadReadsEmmasClockDedupAndTopicBound: by default Emma's @D: times
+// are read in Central time and the dedup window is on (10 min, 100000
+// ids); the window, its bound and the bound on per-account topics come
+// from flags or the environment, and a bad value is a usage error.
+func TestLoadReadsEmmasClockDedupAndTopicBound(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Timezone != "America/Chicago" || cfg.Location.String() != "America/Chicago" {
+		t.Errorf("timezone %q, location %v; want America/Chicago", cfg.Timezone, cfg.Location)
+	}
+	if cfg.Dedup.Window != 10*time.Minute || cfg.Dedup.MaxEntries != 100_000 || cfg.Kafka.MaxAccountTopics != 200 {
+		t.Errorf("dedup %+v, max account topics %d", cfg.Dedup, cfg.Kafka.MaxAccountTopics)
+	}
+	cfg, err = Load([]string{"--max-account-topics", "5"}, env(map[string]string{
+		"EMMA_GATEWAY_DEDUP_WINDOW":      "0",
+		"EMMA_GATEWAY_DEDUP_MAX_ENTRIES": "7",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Dedup.Window != 0 || cfg.Dedup.MaxEntries != 7 || cfg.Kafka.MaxAccountTopics != 5 {
+		t.Errorf("dedup %+v, max account topics %d", cfg.Dedup, cfg.Kafka.MaxAccountTopics)
+	}
+	_, err = Load([]string{"--dedup-window", "-1s", "--dedup-max-entries", "0", "--max-account-topics", "-1"}, env(nil))
+	if !errors.Is(err, cli.ErrUsage) {
+		t.Fatalf("bad values: %v, want a usage error", err)
+	}
+	for _, want := range []string{"dedup: window must not be negative", "max account topics must not be negative"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+}

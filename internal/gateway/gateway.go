@@ -12,6 +12,7 @@ import (
 
 	"github.com/emma-gateway/emma-gateway/events"
 	"github.com/emma-gateway/emma-gateway/internal/console"
+	"github.com/emma-gateway/emma-gateway/internal/dedup"
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 	"github.com/emma-gateway/emma-gateway/receiver"
@@ -57,6 +58,10 @@ func Start(ctx context.Context, cfg Config, set telemetry.Settings) (_ *Gateway,
 	if err = g.kafka.Start(ctx); err != nil {
 		return nil, err
 	}
+	window, err := dedup.New(cfg.Dedup)
+	if err != nil {
+		return nil, err
+	}
 	ccfg := cfg.consoleConfig(console.NewRecorder(console.DefaultRecorderConfig()))
 	ccfg.State = g.consoleState()
 	con, err := console.New(ccfg)
@@ -66,6 +71,7 @@ func Start(ctx context.Context, cfg Config, set telemetry.Settings) (_ *Gateway,
 	deps := receiver.Deps{
 		Decoder: events.NewDecoder(events.DecoderConfig{Location: cfg.Location}),
 		Sink:    placingKafka{g.kafka},
+		Dedup:   window,
 		Ready:   g.ready,
 		Now:     cfg.Now,
 		// The console answers 404 itself when it is off.
