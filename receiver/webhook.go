@@ -129,8 +129,12 @@ func (s *Server) webhook(c echo.Context) error {
 		answer.Duplicate = true
 		return c.JSON(http.StatusOK, answer)
 	}
+	// Deferred, so that a publish that panics (Echo recovers it) still
+	// releases the claim, and the copies waiting on it publish themselves.
+	durable := false
+	defer func() { claim.Done(durable) }()
 	err = s.publish(pctx, c, ev)
-	claim.Done(err == nil)
+	durable = err == nil
 	if err != nil {
 		return problem(http.StatusServiceUnavailable, outcomeUnavailable, "the event could not be made durable; retry later").
 			retry(s.cfg.RetryAfter).withCause(err)

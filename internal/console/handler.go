@@ -174,8 +174,9 @@ func (h *Handler) authorized(r *http.Request) bool {
 	var cred string
 	if _, pass, ok := r.BasicAuth(); ok {
 		cred = pass
-	} else if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		cred = strings.TrimSpace(tok)
+	} else if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+		// The scheme is case-insensitive (RFC 9110 section 11.1).
+		cred = strings.TrimSpace(a[7:])
 	} else {
 		return false
 	}

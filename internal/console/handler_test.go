@@ -162,6 +162,7 @@ func TestAccessIsAsSpecSection7(t *testing.T) {
 		{"admin token as Basic password, any user", nil, basic("someone", adminToken), 200},
 		{"admin token as Basic password, empty user", nil, basic("", adminToken), 200},
 		{"admin token as Bearer", nil, bearer(adminToken), 200},
+		{"admin token as bearer, the scheme in lower case", nil, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+adminToken) }, 200},
 		{"wrong Basic password", nil, basic("", adminToken+"x"), 401},
 		{"admin token as Basic user name, not password", nil, basic(adminToken, ""), 401},
 		{"a prefix of the admin token", nil, bearer(adminToken[:16]), 401},

@@ -3,8 +3,10 @@ package console
 import (
 	"math"
 	"math/bits"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emma-gateway/emma-gateway/events"
 )
@@ -157,6 +159,21 @@ func clip(s string) string {
 	return s
 }
 
+// ownName is an event name the ring may keep: the registry's own string for
+// a known event (no allocation), otherwise a copy. The decoder's strings
+// are slices of the callback's payload, and a slice kept in the ring would
+// keep the whole payload (up to the body limit) alive as long as its row.
+func ownName(s string) string {
+	if t, ok := events.Lookup(s); ok {
+		return t.Name
+	}
+	s = clip(s)
+	for len(s) > 0 && !utf8.ValidString(s) { // cut at a rune boundary
+		s = s[:len(s)-1]
+	}
+	return strings.Clone(s)
+}
+
 // outcome returns the index of name, adding it while there is room. Called
 // with mu held.
 func (r *Recorder) outcome(name string) uint8 {
@@ -180,7 +197,7 @@ func (r *Recorder) Record(c Callback) {
 	if c.Time.IsZero() {
 		c.Time = r.now()
 	}
-	c.Event, c.EventID, c.Outcome, c.Method = clip(c.Event), clip(c.EventID), clip(c.Outcome), clip(c.Method)
+	c.Event, c.EventID, c.Outcome, c.Method = ownName(c.Event), clip(c.EventID), clip(c.Outcome), clip(c.Method)
 	unix := c.Time.Unix()
 	r.mu.Lock()
 	r.recent[r.next] = c
@@ -206,7 +223,7 @@ func (r *Recorder) RecordDeadLetter(d DeadLetter) {
 	if d.Time.IsZero() {
 		d.Time = r.now()
 	}
-	d.Event, d.Method, d.Reason = clip(d.Event), clip(d.Method), clip(d.Reason)
+	d.Event, d.Method, d.Reason = ownName(d.Event), clip(d.Method), clip(d.Reason)
 	r.mu.Lock()
 	r.letters[r.nextDL] = d
 	r.nextDL = (r.nextDL + 1) % len(r.letters)

@@ -5,9 +5,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/emma-gateway/emma-gateway/events"
 )
 
 // clock is a settable clock for the recorder.
@@ -275,5 +279,27 @@ func BenchmarkSnapshot(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Snapshot()
+	}
+}
+
+func TestRecordKeepsNoSliceOfThePayload(t *testing.T) {
+	rec := NewRecorder(RecorderConfig{Recent: 2, DeadLetters: 2})
+	payload := `{"event_name":"made_up_event","data":{"account_id":1}}` + strings.Repeat(" ", 1<<16)
+	name := payload[15:28] // as the decoder hands it over: a slice of the payload
+	rec.Record(Callback{Time: time.Now(), Method: "POST", Event: name, Status: 200, Outcome: OutcomeAccepted})
+	rec.RecordDeadLetter(DeadLetter{Time: time.Now(), Method: "POST", Event: name, Reason: "validation"})
+	snap := rec.Snapshot()
+	for _, got := range []string{snap.Recent[0].Event, snap.DeadLetters[0].Event} {
+		if got != "made_up_event" {
+			t.Fatalf("event %q", got)
+		}
+		if unsafe.StringData(got) == unsafe.StringData(name) {
+			t.Error("the ring keeps a slice of the payload, and so the whole payload alive")
+		}
+	}
+	rec.Record(Callback{Time: time.Now(), Method: "POST", Event: strings.Clone("message_open"), Status: 200, Outcome: OutcomeAccepted})
+	known, _ := events.Lookup("message_open")
+	if got := rec.Snapshot().Recent[0].Event; unsafe.StringData(got) != unsafe.StringData(known.Name) {
+		t.Error("a known event's name is not the registry's own string")
 	}
 }

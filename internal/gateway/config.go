@@ -250,12 +250,14 @@ func (c Config) validateParts() error {
 	return errors.Join(errs...)
 }
 
-// consoleConfig is the console's configuration: open in embedded
-// (development) mode, like the webhook there; otherwise behind the admin
-// token, never a webhook token.
+// consoleConfig is the console's configuration: open in development mode
+// (the embedded broker and no webhook tokens: the webhook is open too);
+// otherwise behind the admin token, never a webhook token. An embedded
+// gateway given tokens guards its console like a production one.
 func (c Config) consoleConfig(rec *console.Recorder) console.Config {
 	cc := console.DefaultConfig()
-	cc.DevMode, cc.AdminToken, cc.WebhookTokens, cc.Recorder = c.Embedded, c.AdminToken, c.Receiver.Tokens, rec
+	dev := c.Embedded && len(c.Receiver.Tokens) == 0 && c.Receiver.TokensFile == ""
+	cc.DevMode, cc.AdminToken, cc.WebhookTokens, cc.Recorder = dev, c.AdminToken, c.Receiver.Tokens, rec
 	return cc
 }
 

@@ -166,3 +166,27 @@ func TestLoadReadsEmmasClockDedupAndTopicBound(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleIsOpenOnlyInDevelopmentModeWithoutTokens(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		open bool
+	}{
+		{"embedded broker, no tokens: development mode", nil, true},
+		{"embedded broker with webhook tokens", map[string]string{"EMMA_GATEWAY_TOKENS": "tok-0123456789abcdef"}, false},
+		{"embedded broker with a tokens file", map[string]string{"EMMA_GATEWAY_TOKENS_FILE": "/nonexistent/tokens"}, false},
+		{"real brokers", map[string]string{"EMMA_GATEWAY_KAFKA_BROKERS": "127.0.0.1:1", "EMMA_GATEWAY_TOKENS": "tok-0123456789abcdef"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Load(nil, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.consoleConfig(nil).DevMode; got != tc.open {
+				t.Errorf("console open without the admin token: %v, want %v", got, tc.open)
+			}
+		})
+	}
+}
