@@ -33,15 +33,15 @@ func setEvent(c echo.Context, name, id string) {
 // accessLog writes one line per request: the route pattern, never the URL
 // (which may carry the token and the payload), the status, the latency, and
 // for webhooks the event and the outcome.
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+func (s *Server) accessLog(inner step) step {
+	return func(c echo.Context, next echo.HandlerFunc) error {
 		start := time.Now()
 		webhook := routeName(c) == "/webhooks/emma"
 		if webhook {
 			s.metrics.inFlight.Inc()
 			defer s.metrics.inFlight.Dec()
 		}
-		err := next(c)
+		err := inner(c, next)
 		if err != nil {
 			c.Error(err) // renders through handleError, so the status is known
 		}
