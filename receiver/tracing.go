@@ -59,7 +59,9 @@ func (s *Server) serverSpan(prop propagation.TextMapPropagator, known []string, 
 		// start option would each copy the attributes. A sampler
 		// therefore sees none; the gateway's (OTEL_TRACES_SAMPLER's
 		// parent-based ratio and always-on) look at none.
-		span.SetAttributes(requestAttrs(c, r, route, res)...)
+		if span.IsRecording() { // else the attributes are built for nothing
+			span.SetAttributes(requestAttrs(c, r, route, res)...)
+		}
 		return err
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {

@@ -499,14 +499,16 @@ func (k *Kafka) write(ctx context.Context, place *Placement, msgs ...kafka.Messa
 	for i := range msgs {
 		var sctx context.Context
 		sctx, spans[i] = k.tracer.Start(ctx, k.spanName(msgs[i].Topic), k.producerSpan...)
-		spans[i].SetAttributes(
-			semconv.MessagingSystemKafka,
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingOperationName("send"),
-			semconv.MessagingDestinationName(msgs[i].Topic),
-			semconv.MessagingKafkaMessageKey(string(msgs[i].Key)),
-			semconv.MessagingMessageBodySize(len(msgs[i].Value)),
-		)
+		if spans[i].IsRecording() { // else the attributes are built for nothing
+			spans[i].SetAttributes(
+				semconv.MessagingSystemKafka,
+				semconv.MessagingOperationTypeSend,
+				semconv.MessagingOperationName("send"),
+				semconv.MessagingDestinationName(msgs[i].Topic),
+				semconv.MessagingKafkaMessageKey(string(msgs[i].Key)),
+				semconv.MessagingMessageBodySize(len(msgs[i].Value)),
+			)
+		}
 		// The message carries its producer span, so a consumer's span is
 		// its child, also when the message is replayed from the spool.
 		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
@@ -644,9 +646,11 @@ func (k *Kafka) produceInto(ctx context.Context, msgs []kafka.Message, at []int,
 		// A live publish carries its producer span; a replayed record has
 		// none (its span ended when it was spooled).
 		if s, ok := msgs[j].WriterData.(*sent); ok {
-			s.span.SetAttributes(
-				semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
-				semconv.MessagingKafkaOffset(int(r.Offset)))
+			if s.span.IsRecording() { // else the attributes are built for nothing
+				s.span.SetAttributes(
+					semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
+					semconv.MessagingKafkaOffset(int(r.Offset)))
+			}
 			s.partition, s.offset, s.known = int32(r.Partition), r.Offset, true
 		}
 	}
