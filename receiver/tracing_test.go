@@ -2,13 +2,16 @@ package receiver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -17,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/emma-gateway/emma-gateway/events"
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
 // tracedServer is a server whose spans rec records.
@@ -161,5 +165,39 @@ func TestServerSpanStatus(t *testing.T) {
 		if s.Name() != tc.name || s.Status().Code != tc.code || spanAttrs(s)["http.response.status_code"].AsInt64() != int64(tc.status) {
 			t.Errorf("%s %s: span %q status %v attributes %v", tc.method, tc.path, s.Name(), s.Status(), spanAttrs(s))
 		}
+	}
+}
+
+// The access log line names the server span: its trace and span ids.
+func TestAccessLogCarriesServerSpanIDs(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	cfg := DefaultConfig()
+	cfg.Tokens = []string{token}
+	logs := &syncBuffer{}
+	set := telemetry.Settings{Logger: slog.New(slog.NewJSONHandler(logs, nil)), TracerProvider: tp, Registerer: prometheus.NewRegistry()}
+	s, err := New(cfg, Deps{Decoder: events.NewDecoder(events.DecoderConfig{}), Sink: &recorder{}}, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if a := do(t, post(t, ts.URL+"/webhooks/emma/"+token, "application/json", openEvent)); a.status != http.StatusOK {
+		t.Fatalf("status %d", a.status)
+	}
+	server := serverSpanOf(t, rec)
+	var line struct {
+		Msg     string `json:"msg"`
+		TraceID string `json:"trace_id"`
+		SpanID  string `json:"span_id"`
+	}
+	for l := range strings.Lines(logs.String()) {
+		if err := json.Unmarshal([]byte(l), &line); err == nil && line.Msg == "request" {
+			break
+		}
+	}
+	if line.TraceID != server.SpanContext().TraceID().String() || line.SpanID != server.SpanContext().SpanID().String() {
+		t.Fatalf("access log ids %s/%s, server span %s/%s", line.TraceID, line.SpanID, server.SpanContext().TraceID(), server.SpanContext().SpanID())
 	}
 }

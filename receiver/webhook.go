@@ -140,7 +140,7 @@ func (s *Server) webhook(c echo.Context) error {
 		outcome = outcomeUnrecognized
 	}
 	setOutcome(c, outcome)
-	return c.JSON(http.StatusOK, answer)
+	return answerAccepted(c, answer)
 }
 
 // publish hands ev to the sink; with a console recorder and a sink that
