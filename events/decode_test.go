@@ -193,6 +193,14 @@ func TestDecodeKeyFollowsSpecOrder(t *testing.T) {
 		if ev.Subject() != want || ev.Key() != want[strings.IndexByte(want, '/')+1:] {
 			t.Errorf("%s: subject %q key %q, want %q", payload, ev.Subject(), ev.Key(), want)
 		}
+		if s, k := string(ev.AppendSubject([]byte("x"))), string(ev.AppendKey([]byte("x"))); s != "x"+ev.Subject() || k != "x"+ev.Key() {
+			t.Errorf("%s: AppendSubject %q, AppendKey %q", payload, s, k)
+		}
+	}
+	// An unrecognized event without an account has neither.
+	ev := mustDecode(t, `{"event_name":"no_such_event","data":{}}`)
+	if ev.Key() != "" || ev.Subject() != "" || len(ev.AppendKey(nil)) != 0 || len(ev.AppendSubject(nil)) != 0 {
+		t.Errorf("unrecognized event without account: key %q subject %q", ev.AppendKey(nil), ev.AppendSubject(nil))
 	}
 }
 

@@ -74,6 +74,27 @@ func (e *Event) Subject() string {
 	return kind + "/" + id.String()
 }
 
+// AppendKey appends [Event.Key] to dst, for a caller that builds a message
+// without a string per field.
+func (e *Event) AppendKey(dst []byte) []byte {
+	id, _, ok := e.Type.info.keyOf(e.Payload)
+	if !ok {
+		return dst
+	}
+	return strconv.AppendInt(dst, int64(id), 10)
+}
+
+// AppendSubject appends [Event.Subject] to dst.
+func (e *Event) AppendSubject(dst []byte) []byte {
+	id, kind, ok := e.Type.info.keyOf(e.Payload)
+	if !ok {
+		return dst
+	}
+	dst = append(dst, kind...)
+	dst = append(dst, '/')
+	return strconv.AppendInt(dst, int64(id), 10)
+}
+
 // EmmaTimestamp returns the event's timestamp exactly as Emma wrote it
 // ("@D:2017-12-21T11:01:11"), empty when Emma sent none.
 func (e *Event) EmmaTimestamp() string {

@@ -191,15 +191,20 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = ipExtractor(proxies)
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.accessLog, securityHeaders())
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
 	// What the wiring serves beside the webhook (metrics, schemas), like
 	// health and readiness unguarded by the webhook's limits.
 	known := []string{"/healthz", "/readyz"}
 	for _, m := range deps.Mounts {
-		e.GET(m.Path, echo.WrapHandler(m.Handler))
 		known = append(known, m.Path)
+	}
+	// One middleware, not three: Echo applies its middleware anew for
+	// every request, a closure each.
+	edge := s.serverSpan(set.Propagator, known, s.accessLog(securityHeaders()))
+	e.Use(edge)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	for _, m := range deps.Mounts {
+		e.GET(m.Path, echo.WrapHandler(m.Handler))
 	}
 	// Route middleware, not an Echo group: a group with middleware adds
 	// catch-all routes that turn a wrong method into 404 instead of 405.
@@ -209,12 +214,18 @@ func New(cfg Config, deps Deps, set telemetry.Settings) (*Server, error) {
 	if len(allowed) > 0 {
 		guards = append([]echo.MiddlewareFunc{allowAddresses(allowed)}, guards...)
 	}
+	// Composed once here: as route middleware Echo would compose them for
+	// every request.
+	guarded := s.webhook
+	for i := len(guards) - 1; i >= 0; i-- {
+		guarded = guards[i](guarded)
+	}
 	for _, path := range []string{"/webhooks/emma", "/webhooks/emma/:token"} {
-		e.GET(path, s.webhook, guards...)
-		e.POST(path, s.webhook, guards...)
+		e.GET(path, guarded)
+		e.POST(path, guarded)
 	}
 	s.echo = e
-	s.handler = traced(e, set.TracerProvider, set.Propagator, known)
+	s.handler = e
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -328,7 +339,7 @@ func (s *Server) readyz(c echo.Context) error {
 // shared one-element slices (len == cap, so an Add elsewhere copies rather
 // than writes into them): Header.Set would allocate four slices per
 // request.
-func securityHeaders() echo.MiddlewareFunc {
+func securityHeaders() step {
 	values := [...]struct {
 		key   string // canonical
 		value []string
@@ -338,13 +349,17 @@ func securityHeaders() echo.MiddlewareFunc {
 		{"X-Frame-Options", []string{"DENY"}},
 		{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
 	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			h := c.Response().Header()
-			for _, kv := range values {
-				h[kv.key] = kv.value
-			}
-			return next(c)
+	return func(c echo.Context, next echo.HandlerFunc) error {
+		h := c.Response().Header()
+		for _, kv := range values {
+			h[kv.key] = kv.value
 		}
+		return next(c)
 	}
 }
+
+// step is a stage of the middleware every request passes (server span,
+// access log, security headers): a function of the request and the rest
+// of the chain, so that the stages nest without a closure each per
+// request.
+type step func(c echo.Context, next echo.HandlerFunc) error

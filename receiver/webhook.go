@@ -144,7 +144,7 @@ func (s *Server) webhook(c echo.Context) error {
 		outcome = outcomeUnrecognized
 	}
 	setOutcome(c, outcome)
-	return c.JSON(http.StatusOK, answer)
+	return answerAccepted(c, answer)
 }
 
 // publish hands ev to the sink; with a console recorder and a sink that

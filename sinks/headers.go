@@ -3,6 +3,7 @@ package sinks
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -12,27 +13,61 @@ import (
 	"github.com/emma-gateway/emma-gateway/schemas"
 )
 
-func cloudEventHeaders(ev *events.Event) []kafka.Header {
+// maxDigits is the longest decimal int64 with its sign.
+const maxDigits = 20
+
+// binaryMessage is the CloudEvents binary-mode message of ev: the
+// normalized event as value (shared by every copy of an event), the
+// attributes in ce_* headers, the key named by keyField (see routeKey). The
+// key and every header value are cut from one allocation, sized up front,
+// instead of a string and a []byte conversion each; each is a full slice
+// expression, so that appending to one cannot write into the next.
+func binaryMessage(topic string, ev *events.Event, keyField string, value []byte) kafka.Message {
 	schema := schemas.Unrecognized
 	if ev.Recognized() {
 		schema = ev.Name
 	}
-	h := make([]kafka.Header, 0, 10)
-	h = append(h,
-		kafka.Header{Key: ke.HeaderSpecVersion, Value: []byte(ke.SpecVersion)},
-		kafka.Header{Key: ke.HeaderID, Value: []byte(ev.ID)},
-		kafka.Header{Key: ke.HeaderSource, Value: []byte(source(ev))},
-		kafka.Header{Key: ke.HeaderType, Value: []byte(ke.TypePrefix + ev.Name)},
-		kafka.Header{Key: ke.HeaderTime, Value: []byte(ev.Time().UTC().Format(time.RFC3339Nano))},
-	)
-	if s := ev.Subject(); s != "" {
-		h = append(h, kafka.Header{Key: ke.HeaderSubject, Value: []byte(s)})
+	size := max(maxDigits, len(ev.ID)) + // the key
+		len(ke.SpecVersion) + len(ev.ID) + len(ke.SourceBase) + 1 + maxDigits + len(ke.TypePrefix) + len(ev.Name) +
+		len(time.RFC3339Nano) + len("account/") + maxDigits + len(schemas.BaseURL) + len(schema) + len(".json") +
+		len(ke.ContentTypeJSON)
+	b := make([]byte, 0, size)
+	cut := func(from int) []byte { return b[from:len(b):len(b)] }
+
+	m := kafka.Message{Topic: topic, Value: value}
+	b = appendRouteKey(b, ev, keyField)
+	if len(b) > 0 {
+		m.Key = cut(0)
 	}
-	return append(h,
-		// Consumers find the value's JSON Schema from the message alone.
-		kafka.Header{Key: ke.HeaderDataSchema, Value: []byte(schemas.URL(schema))},
-		kafka.Header{Key: ke.HeaderContentType, Value: []byte(ke.ContentTypeJSON)},
-	)
+	// Room for the traceparent (and tracestate) the producer span adds.
+	h := make([]kafka.Header, 0, 10)
+	from := len(b)
+	b = append(b, ke.SpecVersion...)
+	h = append(h, kafka.Header{Key: ke.HeaderSpecVersion, Value: cut(from)})
+	from = len(b)
+	b = append(b, ev.ID...)
+	h = append(h, kafka.Header{Key: ke.HeaderID, Value: cut(from)})
+	from = len(b)
+	b = appendSource(b, ev)
+	h = append(h, kafka.Header{Key: ke.HeaderSource, Value: cut(from)})
+	from = len(b)
+	b = append(append(b, ke.TypePrefix...), ev.Name...)
+	h = append(h, kafka.Header{Key: ke.HeaderType, Value: cut(from)})
+	from = len(b)
+	b = ev.Time().UTC().AppendFormat(b, time.RFC3339Nano)
+	h = append(h, kafka.Header{Key: ke.HeaderTime, Value: cut(from)})
+	from = len(b)
+	if b = ev.AppendSubject(b); len(b) > from {
+		h = append(h, kafka.Header{Key: ke.HeaderSubject, Value: cut(from)})
+	}
+	// Consumers find the value's JSON Schema from the message alone.
+	from = len(b)
+	b = append(append(append(b, schemas.BaseURL...), schema...), ".json"...)
+	h = append(h, kafka.Header{Key: ke.HeaderDataSchema, Value: cut(from)})
+	from = len(b)
+	b = append(b, ke.ContentTypeJSON...)
+	m.Headers = append(h, kafka.Header{Key: ke.HeaderContentType, Value: cut(from)})
+	return m
 }
 
 func deadLetterHeaders(r *events.Rejection) []kafka.Header {
@@ -55,16 +90,6 @@ func deadLetterHeaders(r *events.Rejection) []kafka.Header {
 		h = append(h, kafka.Header{Key: ke.HeaderDeadErrors, Value: b})
 	}
 	return h
-}
-
-// binaryMessage is the CloudEvents binary-mode message of ev: the normalized
-// event as value, the attributes in ce_* headers.
-func binaryMessage(topic string, ev *events.Event, key string, value []byte) kafka.Message {
-	m := kafka.Message{Topic: topic, Value: value, Headers: cloudEventHeaders(ev)}
-	if key != "" {
-		m.Key = []byte(key)
-	}
-	return m
 }
 
 // structuredMessage is the CloudEvents structured-mode message of ev: a
@@ -107,9 +132,28 @@ func routeKey(ev *events.Event, field string) string {
 	return ev.Key()
 }
 
-func source(ev *events.Event) string {
-	if acct := ev.AccountID(); acct != 0 {
-		return ke.SourceBase + "/" + acct.String()
+// appendRouteKey appends the key routeKey returns.
+func appendRouteKey(dst []byte, ev *events.Event, field string) []byte {
+	switch field {
+	case "", KeyDefault:
+		return ev.AppendKey(dst)
+	case "event_id":
+		return append(dst, ev.ID...)
 	}
-	return ke.SourceBase
+	if id, ok := ev.IDField(field); ok {
+		return strconv.AppendInt(dst, int64(id), 10)
+	}
+	return ev.AppendKey(dst)
+}
+
+func source(ev *events.Event) string { return string(appendSource(nil, ev)) }
+
+// appendSource appends the CloudEvents source of ev: Emma's API base URL
+// and the account.
+func appendSource(dst []byte, ev *events.Event) []byte {
+	dst = append(dst, ke.SourceBase...)
+	if acct := ev.AccountID(); acct != 0 {
+		dst = strconv.AppendInt(append(dst, '/'), int64(acct), 10)
+	}
+	return dst
 }

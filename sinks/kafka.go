@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,9 +41,16 @@ type Kafka struct {
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	publish *prometheus.HistogramVec
+	// producerSpan are the producer spans' start options, built once (a
+	// variadic call would allocate them each time).
+	producerSpan []trace.SpanStartOption
 	// observers holds publish's children by label set, resolved on first
 	// use rather than by WithLabelValues per message.
 	observers sync.Map // publishLabels -> prometheus.Observer
+	// values holds encode's buffers (*[]byte).
+	values sync.Pool
+	// spanNames holds each topic's producer span name ("send " + topic).
+	spanNames sync.Map // string -> string
 	dropped   *prometheus.CounterVec
 	created   sync.Map // topics named by routes with {account}, created
 	prod      *producer
@@ -108,8 +114,9 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 			Name: "emma_gateway_events_dropped_total",
 			Help: "Events dropped on purpose by a drop route, by event name.",
 		}, []string{"event"}),
-		stopped: make(chan struct{}),
-		client:  &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
+		stopped:      make(chan struct{}),
+		client:       &kafka.Client{Addr: addr, Transport: transport, Timeout: cfg.WriteTimeout},
+		producerSpan: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 	}
 	k.transport = transport
 	if k.prod, err = newProducer(producerConfig{
@@ -344,39 +351,39 @@ func (k *Kafka) Redrive(ctx context.Context, ev *events.Event, from string) erro
 // publishWith is Publish, adding extra (when not nil) to every copy, and
 // filling place (when not nil).
 func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.Header, place *Placement) error {
-	value, err := json.Marshal(ev)
+	value, err := k.encode(ev)
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", ev.Name, err)
 	}
-	if !ev.Recognized() {
-		m := binaryMessage(k.cfg.UnrecognizedTopic, ev, ev.Key(), value)
+	if !ev.Recognized() || k.cfg.Routes == nil {
+		topic := k.cfg.UnrecognizedTopic
+		if ev.Recognized() {
+			topic = k.cfg.topic(ev.Name)
+		}
+		m := binaryMessage(topic, ev, KeyDefault, value)
 		if extra != nil {
 			m.Headers = append(m.Headers, *extra)
 		}
 		return k.write(ctx, place, m)
 	}
-	dests := []Destination{{Topic: k.cfg.topic(ev.Name), Key: KeyDefault, ContentMode: ContentBinary}}
-	if k.cfg.Routes != nil {
-		var dropped bool
-		dests, dropped = k.cfg.Routes.Route(ev.Name, int64(ev.AccountID()), k.cfg.topic(ev.Name))
-		if dropped {
-			k.dropped.WithLabelValues(ev.Name).Inc()
-			return nil
-		}
-		if k.acct != nil {
-			dests = k.acct.bound(dests, k.cfg.topic(ev.Name))
-		}
+	topic := k.cfg.topic(ev.Name)
+	dests, dropped := k.cfg.Routes.Route(ev.Name, int64(ev.AccountID()), topic)
+	if dropped {
+		k.dropped.WithLabelValues(ev.Name).Inc()
+		return nil
+	}
+	if k.acct != nil {
+		dests = k.acct.bound(dests, topic)
 	}
 	msgs := make([]kafka.Message, 0, len(dests))
 	for _, d := range dests {
-		key := routeKey(ev, d.Key)
 		var m kafka.Message
 		if d.ContentMode == ContentStructured {
-			if m, err = structuredMessage(d.Topic, ev, key, value); err != nil {
+			if m, err = structuredMessage(d.Topic, ev, routeKey(ev, d.Key), value); err != nil {
 				return err
 			}
 		} else {
-			m = binaryMessage(d.Topic, ev, key, value)
+			m = binaryMessage(d.Topic, ev, d.Key, value)
 		}
 		if len(d.IntendedTopics) > 0 {
 			m.Headers = append(m.Headers, kafka.Header{Key: kafkaevents.HeaderIntendedTopic, Value: []byte(strings.Join(d.IntendedTopics, ","))})
@@ -393,6 +400,33 @@ func (k *Kafka) publishWith(ctx context.Context, ev *events.Event, extra *kafka.
 	} // with a spool, the copies are spooled and the replay creates the topics
 	return k.write(ctx, place, msgs...)
 }
+
+// encode returns ev's normalized JSON in a slice of its exact size,
+// appended into a pooled buffer and copied out once. The copy is what the
+// messages keep: the value outlives Publish (a round a caller's deadline
+// left behind may still send it, the spool and the retries keep it), so
+// the pooled buffer cannot be the value itself.
+func (k *Kafka) encode(ev *events.Event) ([]byte, error) {
+	bp, _ := k.values.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b, err := ev.AppendJSON((*bp)[:0])
+	var value []byte
+	if err == nil {
+		value = make([]byte, len(b))
+		copy(value, b)
+	}
+	if cap(b) <= maxPooledValue {
+		*bp = b
+		k.values.Put(bp)
+	}
+	return value, err
+}
+
+// maxPooledValue bounds the buffers encode keeps: an unusually large event
+// does not pin its buffer for good.
+const maxPooledValue = 64 << 10
 
 // DeadLetter writes a rejected callback, raw, to the dead-letter topic with
 // the reason in its headers.
@@ -452,20 +486,29 @@ func (k *Kafka) ensureRouteTopics(ctx context.Context, msgs []kafka.Message) err
 // write makes msgs durable: one producer span per message, one produce
 // call for all, and, with a spool, the copies Kafka did not take spooled.
 func (k *Kafka) write(ctx context.Context, place *Placement, msgs ...kafka.Message) error {
-	spans := make([]trace.Span, len(msgs))
+	var one [1]trace.Span
+	spans := one[:]
+	if len(msgs) > 1 {
+		spans = make([]trace.Span, len(msgs))
+	}
+	defer func() {
+		for _, span := range spans {
+			span.End()
+		}
+	}()
 	for i := range msgs {
 		var sctx context.Context
-		sctx, spans[i] = k.tracer.Start(ctx, "send "+msgs[i].Topic,
-			trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(
+		sctx, spans[i] = k.tracer.Start(ctx, k.spanName(msgs[i].Topic), k.producerSpan...)
+		if spans[i].IsRecording() { // else the attributes are built for nothing
+			spans[i].SetAttributes(
 				semconv.MessagingSystemKafka,
 				semconv.MessagingOperationTypeSend,
 				semconv.MessagingOperationName("send"),
 				semconv.MessagingDestinationName(msgs[i].Topic),
 				semconv.MessagingKafkaMessageKey(string(msgs[i].Key)),
 				semconv.MessagingMessageBodySize(len(msgs[i].Value)),
-			))
-		defer spans[i].End()
+			)
+		}
 		// The message carries its producer span, so a consumer's span is
 		// its child, also when the message is replayed from the spool.
 		k.prop.Inject(sctx, kafkaevents.Headers{H: &msgs[i].Headers})
@@ -497,6 +540,15 @@ func (k *Kafka) write(ctx context.Context, place *Placement, msgs ...kafka.Messa
 		k.observer(msgs[i].Topic, result).Observe(time.Since(start).Seconds())
 	}
 	return errors.Join(errs...)
+}
+
+// spanName is the producer span's name for topic, built once a topic.
+func (k *Kafka) spanName(topic string) string {
+	if n, ok := k.spanNames.Load(topic); ok {
+		return n.(string)
+	}
+	n, _ := k.spanNames.LoadOrStore(topic, "send "+topic)
+	return n.(string)
 }
 
 // publishLabels is one label set of the publish histogram.
@@ -594,9 +646,11 @@ func (k *Kafka) produceInto(ctx context.Context, msgs []kafka.Message, at []int,
 		// A live publish carries its producer span; a replayed record has
 		// none (its span ended when it was spooled).
 		if s, ok := msgs[j].WriterData.(*sent); ok {
-			s.span.SetAttributes(
-				semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
-				semconv.MessagingKafkaOffset(int(r.Offset)))
+			if s.span.IsRecording() { // else the attributes are built for nothing
+				s.span.SetAttributes(
+					semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
+					semconv.MessagingKafkaOffset(int(r.Offset)))
+			}
 			s.partition, s.offset, s.known = int32(r.Partition), r.Offset, true
 		}
 	}

@@ -190,3 +190,30 @@ func TestConsoleIsOpenOnlyInDevelopmentModeWithoutTokens(t *testing.T) {
 		})
 	}
 }
+
+// Without an exporter the spans record nothing but carry ids, and the
+// sampled flag follows OTEL_TRACES_SAMPLER; with one the SDK makes them.
+func TestTracerProviderWithoutExporter(t *testing.T) {
+	t.Parallel()
+	for e, sampled := range map[string]bool{"": true, "always_off": false, "parentbased_traceidratio": true, "traceidratio_bad": true} {
+		tp, err := TracerProvider(context.Background(), "test", env(map[string]string{"OTEL_TRACES_SAMPLER": e, "OTEL_TRACES_SAMPLER_ARG": "1"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := tp.(*telemetry.IDTracerProvider); !ok {
+			t.Fatalf("%T without an exporter", tp)
+		}
+		_, s := tp.Tracer("t").Start(context.Background(), "s")
+		if !s.SpanContext().IsValid() || s.IsRecording() || s.SpanContext().IsSampled() != sampled {
+			t.Errorf("sampler %q: valid %v recording %v sampled %v", e, s.SpanContext().IsValid(), s.IsRecording(), s.SpanContext().IsSampled())
+		}
+	}
+	tp, err := TracerProvider(context.Background(), "test", env(map[string]string{"OTEL_TRACES_EXPORTER": "console"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	if _, s := tp.Tracer("t").Start(context.Background(), "s"); !s.IsRecording() {
+		t.Error("with an exporter the span does not record")
+	}
+}

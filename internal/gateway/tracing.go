@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -13,6 +14,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/emma-gateway/emma-gateway/internal/telemetry"
 )
 
 // defaultServiceName is the service.name when OTEL_SERVICE_NAME and
@@ -33,9 +37,12 @@ const defaultServiceName = "emma-gateway"
 //   - OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG: read by the SDK.
 //
 // Spans are made even without an exporter, so that every Kafka message
-// carries a valid traceparent; they are then dropped at once. Shut the
-// provider down to flush what is queued.
-func TracerProvider(ctx context.Context, version string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+// carries a valid traceparent and every log line its ids: then by a
+// [telemetry.IDTracerProvider], whose spans carry ids and the sampled flag
+// OTEL_TRACES_SAMPLER decides but record nothing (the SDK would record
+// each span and its attributes only to drop them). Shut the provider down
+// to flush what is queued.
+func TracerProvider(ctx context.Context, version string, getenv func(string) string) (Provider, error) {
 	res, err := resource.Merge(
 		resource.NewSchemaless(semconv.ServiceName(defaultServiceName), semconv.ServiceVersion(version)),
 		resource.Environment(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
@@ -43,15 +50,48 @@ func TracerProvider(ctx context.Context, version string, getenv func(string) str
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	exp, err := spanExporter(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
-	if exp != nil {
-		opts = append(opts, sdktrace.WithBatcher(exp))
+	if exp == nil {
+		return telemetry.NewIDTracerProvider(sampler(getenv)), nil
 	}
-	return sdktrace.NewTracerProvider(opts...), nil
+	return sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(exp)), nil
+}
+
+// Provider is a tracer provider with the lifecycle serve drives.
+type Provider interface {
+	trace.TracerProvider
+	ForceFlush(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+}
+
+// sampler is the sampler OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
+// name, as the SDK reads them (which it does itself when it makes the
+// spans): parent-based always-on by default and for a name it does not
+// know, ratio 1 for a missing or bad argument.
+func sampler(getenv func(string) string) sdktrace.Sampler {
+	ratio := func() float64 {
+		r, err := strconv.ParseFloat(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")), 64)
+		if err != nil || r < 0 || r > 1 {
+			return 1
+		}
+		return r
+	}
+	switch strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))) {
+	case "always_on":
+		return sdktrace.AlwaysSample()
+	case "always_off":
+		return sdktrace.NeverSample()
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(ratio())
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample())
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio()))
+	}
+	return sdktrace.ParentBased(sdktrace.AlwaysSample())
 }
 
 func spanExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
