@@ -224,6 +224,14 @@ func (s *Server) authenticate(c echo.Context) (*credential, error) {
 	return nil, p
 }
 
+// IsWebhookToken reports, in constant time, whether tok is one of the
+// webhook tokens in force, those of the tokens file as last read included:
+// the operator console refuses such a credential even if it equals its
+// admin token, so that a webhook token never opens it.
+func (s *Server) IsWebhookToken(tok string) bool {
+	return s.tokens.current().match(tok) != nil
+}
+
 // ReloadTokens rereads the tokens file now (on SIGHUP). Without a tokens
 // file it does nothing. On error the tokens in force stay, and the error is
 // logged and returned.

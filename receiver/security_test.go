@@ -381,3 +381,21 @@ func TestTokenSyntax(t *testing.T) {
 		}
 	}
 }
+
+func TestIsWebhookTokenSeesTheTokensFileAsReread(t *testing.T) {
+	const a, b = "first-token-0000000000", "second-token-111111111"
+	base := time.Now().Add(-time.Hour)
+	file := filepath.Join(t.TempDir(), "tokens")
+	writeFile(t, file, a+"\n", base)
+	s, _ := startTokensFileServer(t, file, time.Hour)
+	if !s.IsWebhookToken(a) || s.IsWebhookToken(b) {
+		t.Fatalf("before the reload: %v %v", s.IsWebhookToken(a), s.IsWebhookToken(b))
+	}
+	writeFile(t, file, b+":1743199\n", base.Add(time.Second))
+	if err := s.ReloadTokens(); err != nil {
+		t.Fatal(err)
+	}
+	if s.IsWebhookToken(a) || !s.IsWebhookToken(b) {
+		t.Errorf("after the reload: %v %v", s.IsWebhookToken(a), s.IsWebhookToken(b))
+	}
+}

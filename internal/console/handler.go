@@ -74,6 +74,11 @@ type Config struct {
 	// password of HTTP Basic auth (any user name) or as a Bearer token.
 	// Empty outside DevMode: the console answers 404, as if absent.
 	AdminToken string
+	// IsWebhookToken, when set, reports whether a credential is a webhook
+	// token in force now (a tokens file is reread while the gateway runs):
+	// such a credential never opens the console, even if an operator
+	// wrote the admin token into the tokens file.
+	IsWebhookToken func(string) bool
 	// WebhookTokens are the webhook tokens, only for Validate: an admin
 	// token equal to one of them would let a webhook token open the
 	// console, which SPEC section 7 forbids.
@@ -181,7 +186,10 @@ func (h *Handler) authorized(r *http.Request) bool {
 		return false
 	}
 	sum := sha256.Sum256([]byte(cred))
-	return subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) == 1
+	if subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) != 1 {
+		return false
+	}
+	return h.cfg.IsWebhookToken == nil || !h.cfg.IsWebhookToken(cred)
 }
 
 func (h *Handler) asset(name, contentType string) http.HandlerFunc {

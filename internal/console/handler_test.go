@@ -168,6 +168,9 @@ func TestAccessIsAsSpecSection7(t *testing.T) {
 		{"a prefix of the admin token", nil, bearer(adminToken[:16]), 401},
 		{"webhook token as Basic password", nil, basic("", webhookToken), 401},
 		{"webhook token as Bearer", nil, bearer(webhookToken), 401},
+		{"admin token that a reread tokens file made a webhook token", func(c *Config) {
+			c.IsWebhookToken = func(tok string) bool { return tok == adminToken }
+		}, bearer(adminToken), 401},
 		{"admin token in the query string", nil, func(r *http.Request) { r.URL.RawQuery = "token=" + adminToken }, 401},
 		{"admin token with another scheme", nil, func(r *http.Request) { r.Header.Set("Authorization", "Token "+adminToken) }, 401},
 	} {

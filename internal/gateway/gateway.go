@@ -64,6 +64,8 @@ func Start(ctx context.Context, cfg Config, set telemetry.Settings) (_ *Gateway,
 	}
 	ccfg := cfg.consoleConfig(console.NewRecorder(console.DefaultRecorderConfig()))
 	ccfg.State = g.consoleState()
+	// The server is built below; the console asks it only on a request.
+	ccfg.IsWebhookToken = func(tok string) bool { return g.server.IsWebhookToken(tok) }
 	con, err := console.New(ccfg)
 	if err != nil {
 		return nil, err
