@@ -45,10 +45,23 @@ type coalescer struct {
 	// maxMessages and maxBytes bound a round (0: unbounded).
 	maxMessages, maxBytes int
 
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	queue []*produceCall
-	busy  bool // a writer goroutine runs
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	queue  []*produceCall
+	busy   bool // a writer goroutine runs
+	closed bool // set by close: no new writer goroutine may start
+}
+
+// errCoalescerClosed answers the calls made after Shutdown began, when a
+// request still in flight at the server's own shutdown deadline publishes.
+var errCoalescerClosed = errors.New("sinks: the Kafka sink is shutting down")
+
+// close refuses the calls that come after it, so that Shutdown's wg.Wait
+// never runs concurrently with an Add (a WaitGroup misuse that can panic).
+func (c *coalescer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 }
 
 // spooler is the part of [Spool] the coalescer uses.
@@ -81,6 +94,14 @@ type produceCall struct {
 func (c *coalescer) produce(ctx context.Context, msgs []kafka.Message) []result {
 	call := &produceCall{msgs: msgs, at: time.Now(), done: make(chan struct{})}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		res := make([]result, len(msgs))
+		for i := range res {
+			res[i].err = errCoalescerClosed
+		}
+		return res
+	}
 	c.queue = append(c.queue, call)
 	if !c.busy {
 		c.busy = true

@@ -232,3 +232,28 @@ func topics(ms []kafka.Message) []string {
 	}
 	return out
 }
+
+// TestCoalescerRefusesCallsAfterClose: a publish that arrives once Shutdown
+// has begun (a request still in flight past the server's own deadline) is
+// refused instead of starting a writer that Shutdown's wait would race.
+func TestCoalescerRefusesCallsAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGatedWriter()
+		c := &coalescer{write: g.write, timeout: time.Minute}
+		first := make(chan []result)
+		go func() { first <- c.produce(context.Background(), msgs("a")) }()
+		<-g.entered
+		c.close()
+		if res := c.produce(context.Background(), msgs("late")); !errors.Is(res[0].err, errCoalescerClosed) {
+			t.Fatalf("after close: %v", res)
+		}
+		g.release <- nil
+		if res := <-first; res[0].err != nil {
+			t.Fatalf("the write in flight at close: %v", res)
+		}
+		c.wg.Wait()
+		if len(g.calls) != 1 {
+			t.Fatalf("written after close: %v", g.calls)
+		}
+	})
+}

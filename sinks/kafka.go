@@ -787,7 +787,8 @@ func (k *Kafka) Shutdown(ctx context.Context) error {
 		k.cancel()
 		go func() {
 			defer close(k.stopped)
-			k.wg.Wait()    // the replayer and the topic creator, cancelled
+			k.wg.Wait() // the replayer and the topic creator, cancelled
+			k.co.close()
 			k.co.wg.Wait() // a shared write in flight ends first
 			err := k.prod.Shutdown(ctx)
 			if k.spool != nil {
