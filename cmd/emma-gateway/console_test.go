@@ -39,14 +39,20 @@ func consoleGet(t *testing.T, target, auth string) (int, string) {
 }
 
 func TestConsoleShowsTheGatewaysCallbacksAndDeadLetters(t *testing.T) {
-	tg := startTestGateway(t, nil) // the embedded broker: development mode, open
+	// The embedded broker, with webhook tokens: the console needs the
+	// admin token (development mode, open, is without tokens).
+	tg := startTestGatewayWith(t, []string{"--admin-token", adminToken}, nil)
+	if code, _ := consoleGet(t, tg.url+"/console/api/state", ""); code != 401 {
+		t.Fatalf("console of an embedded gateway with webhook tokens, no credential: %d, want 401", code)
+	}
+	auth := basic("oncall", adminToken)
 	if code, _ := tg.callback(t, http.MethodPost, openPayload); code != 200 {
 		t.Fatalf("callback: %d", code)
 	}
 	if code, _ := tg.callback(t, http.MethodGet, `{"event_name":"message_open","data":{"account_id":1}}`); code != 422 {
 		t.Fatalf("invalid callback: %d", code)
 	}
-	code, body := consoleGet(t, tg.url+"/console/api/state", "")
+	code, body := consoleGet(t, tg.url+"/console/api/state", auth)
 	if code != 200 {
 		t.Fatalf("console state: %d %s", code, body)
 	}
@@ -85,7 +91,7 @@ func TestConsoleShowsTheGatewaysCallbacksAndDeadLetters(t *testing.T) {
 			t.Errorf("the console state holds %q", secret)
 		}
 	}
-	if code, page := consoleGet(t, tg.url+"/console", ""); code != 200 || !strings.Contains(page, "emma.message_open") {
+	if code, page := consoleGet(t, tg.url+"/console", auth); code != 200 || !strings.Contains(page, "emma.message_open") {
 		t.Errorf("console page: %d", code)
 	}
 }
