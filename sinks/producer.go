@@ -285,7 +285,8 @@ func (p *producer) enqueue(ctx context.Context, call *produceAttempt, todo []int
 	for _, i := range todo {
 		m := &call.msgs[i]
 		if err != nil {
-			call.answer(i, produceResult{Err: err})
+			// No partition was chosen: -1, not partition 0.
+			call.answer(i, produceResult{Partition: -1, Offset: -1, Err: err})
 			continue
 		}
 		size := recordSize(m)
@@ -545,7 +546,15 @@ func (p *producer) send(batch []pendingRecord) map[callPartition]error {
 		}
 		return failed
 	}
-	resp := r.(*produceapi.Response)
+	resp, ok := r.(*produceapi.Response)
+	if !ok {
+		err := fmt.Errorf("produce request: unexpected %T answer", r)
+		for _, rec := range batch {
+			rec.call.answer(rec.i, produceResult{Partition: int(rec.partition), Offset: -1, Err: err})
+			fail(rec, rec.call.msgs[rec.i].Topic, err)
+		}
+		return failed
+	}
 	answered := make([]bool, len(runs))
 	k := 0 // responses come in request order: look there first
 	for _, rt := range resp.Topics {

@@ -53,16 +53,17 @@ func TestProcMeterReadsThisProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	r0 := rusageCPU(t)
-	// Spin until getrusage has seen 200 ms of CPU (bounded in time).
-	for deadline := time.Now().Add(20 * time.Second); rusageCPU(t)-r0 < 200*time.Millisecond && time.Now().Before(deadline); {
+	// Spin until getrusage has seen 100 ms of CPU, bounded in time: on a
+	// busy machine the comparison below holds for whatever was seen.
+	for deadline := time.Now().Add(3 * time.Second); rusageCPU(t)-r0 < 100*time.Millisecond && time.Now().Before(deadline); {
 	}
 	used := rusageCPU(t) - r0
 	after, err := m.CPU(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if used < 200*time.Millisecond {
-		t.Skipf("the machine gave this test only %v of CPU in 20 s", used)
+	if used <= 0 {
+		t.Fatalf("3 s of spinning used no CPU by getrusage")
 	}
 	// Other tests run in parallel in this process, so /proc may see more.
 	if d := after - before; d < used-30*time.Millisecond {
