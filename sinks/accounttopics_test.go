@@ -278,3 +278,34 @@ func TestAccountTopicBoundHoldsAcrossRestarts(t *testing.T) {
 		t.Fatalf("the fallback holds %d events, want 4", n)
 	}
 }
+
+// TestAccountTopicBoundHoldsWithoutCreateTopics: with --create-topics=false
+// the gateway creates no topic, but a broker with automatic topic creation
+// would make one per account id written to: the bound applies all the same.
+func TestAccountTopicBoundHoldsWithoutCreateTopics(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.CreateTopics, cfg.MaxAccountTopics = []string{"127.0.0.1:1"}, false, 2
+	cfg.Routes = mustParse(t, `
+routes:
+  - events: ["*"]
+    topics: ["acct.{account}"]
+`)
+	k, err := NewKafka(cfg, telemetry.Settings{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.acct == nil {
+		t.Fatal("no bound on per-account topics without CreateTopics")
+	}
+	var got []string
+	for account := 1; account <= 5; account++ {
+		dests, _ := cfg.Routes.Route("message_open", int64(account), "emma.message_open")
+		for _, d := range k.acct.bound(dests, "emma.message_open") {
+			got = append(got, d.Topic)
+		}
+	}
+	want := []string{"acct.1", "acct.2", "emma.message_open", "emma.message_open", "emma.message_open"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("destinations %v, want %v", got, want)
+	}
+}

@@ -106,8 +106,9 @@ type Config struct {
 	// (their topics are created at start). Topics such a rule could have
 	// named that already exist when the sink starts count against the
 	// bound (and are always written), so restarts do not add another
-	// MaxAccountTopics each. Applies only with CreateTopics. 0 admits none
-	// but those. Default 200.
+	// MaxAccountTopics each (that count needs CreateTopics). Applies also
+	// without CreateTopics, where a broker with automatic topic creation
+	// would make the topics. 0 admits none but those. Default 200.
 	MaxAccountTopics int
 	// Spool configures the local write-ahead spool that keeps events Kafka
 	// cannot take in time. Off unless Spool.Dir is set.

@@ -147,7 +147,9 @@ func NewKafka(cfg Config, set telemetry.Settings) (*Kafka, error) {
 		k.co.spool, k.co.spoolAfter = k.spool, cfg.Spool.After
 	}
 	collectors := []prometheus.Collector{k.publish, k.dropped, &collector{k: k}}
-	if cfg.CreateTopics && cfg.Routes.perAccount() {
+	// Also without CreateTopics: a broker with auto.create.topics.enable
+	// would otherwise create a topic for every made-up account id.
+	if cfg.Routes.perAccount() {
 		k.acct = newAccountTopics(cfg.MaxAccountTopics, set.Logger)
 		collectors = append(collectors, k.acct.refused, k.acct.gauge)
 	}
