@@ -179,17 +179,26 @@ const consoleStateEvery = 2 * time.Second
 // consoleState reads the spool's counters at each poll and the sink's
 // health at most every consoleStateEvery.
 func (g *Gateway) consoleState() console.StateFunc {
-	var mu sync.Mutex
-	var at time.Time
-	var last sinks.Health
+	var (
+		mu         sync.Mutex
+		at         time.Time // of last; zero until the first check ends
+		last       sinks.Health
+		refreshing bool
+	)
 	return func(ctx context.Context) console.State {
 		mu.Lock()
-		if time.Since(at) > consoleStateEvery {
-			last, at = g.kafka.Health(ctx), time.Now()
+		// One poll asks the brokers (up to HealthTimeout); the others,
+		// meanwhile, show the last answer instead of queueing behind it.
+		if !refreshing && time.Since(at) > consoleStateEvery {
+			refreshing = true
+			mu.Unlock()
+			h := g.kafka.Health(ctx)
+			mu.Lock()
+			last, at, refreshing = h, time.Now(), false
 		}
-		h := last
+		h, known := last, !at.IsZero()
 		mu.Unlock()
-		st := console.State{Kafka: console.KafkaState{Known: true, Brokers: g.cfg.Kafka.Brokers, Embedded: g.cfg.Embedded, Ready: h.Checks["kafka"] == "ok"}}
+		st := console.State{Kafka: console.KafkaState{Known: known, Brokers: g.cfg.Kafka.Brokers, Embedded: g.cfg.Embedded, Ready: h.Checks["kafka"] == "ok"}}
 		if !st.Kafka.Ready {
 			st.Kafka.Detail = h.Checks["kafka"]
 		}
