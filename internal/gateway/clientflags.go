@@ -16,6 +16,12 @@ func ClientFlags(fs *cli.FlagSet, k *sinks.Config, brokers *cli.List, embeddedAd
 	fs.StringVar(&k.TopicTemplate, "topic-template", k.TopicTemplate, "the gateway's topic template")
 	fs.StringVar(&k.UnrecognizedTopic, "unrecognized-topic", k.UnrecognizedTopic, "the gateway's unrecognized topic")
 	fs.StringVar(&k.DeadLetterTopic, "deadletter-topic", k.DeadLetterTopic, "the gateway's dead-letter topic")
+	securityFlags(fs, k)
+}
+
+// securityFlags defines the TLS and SASL flags of every command that
+// connects to Kafka, serve's included.
+func securityFlags(fs *cli.FlagSet, k *sinks.Config) {
 	fs.BoolVar(&k.TLS.Enabled, "kafka-tls", k.TLS.Enabled, "connect to Kafka with TLS")
 	fs.StringVar(&k.TLS.CAFile, "kafka-tls-ca-file", "", "PEM CA bundle for the brokers' certificates")
 	fs.StringVar(&k.TLS.CertFile, "kafka-tls-cert-file", "", "client certificate (PEM) for mutual TLS")
