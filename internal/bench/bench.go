@@ -8,6 +8,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -398,6 +399,64 @@ type verification struct {
 	Lost     []string `json:"missing_event_ids,omitempty"` // all of them
 	// Topics are those read: the gateway's, routes file included.
 	Topics []string `json:"topics"`
+	// SpoolDrainMS is how long the verification waited for the gateway's
+	// spool to empty first; SpoolLeft what it still held when the wait
+	// gave up (those events count as missing).
+	SpoolDrainMS float64 `json:"spool_drain_ms,omitempty"`
+	SpoolLeft    int     `json:"spool_left,omitempty"`
+}
+
+// spoolDrainTimeout bounds the wait for a gateway's spool to empty before
+// the delivery verification.
+const spoolDrainTimeout = 2 * time.Minute
+
+// waitSpoolDrained polls the gateway's /metrics until its
+// emma_gateway_spool_records gauge is 0, at most timeout, and returns how
+// long it waited and what the spool still held then. A gateway without a
+// spool, or whose metrics cannot be read, is not waited for.
+func waitSpoolDrained(ctx context.Context, base string, timeout time.Duration) (time.Duration, int) {
+	start := time.Now()
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		n, ok := spoolRecords(ctx, client, strings.TrimSuffix(base, "/")+"/metrics")
+		if !ok || n == 0 {
+			return time.Since(start), 0
+		}
+		if time.Since(start) >= timeout {
+			return time.Since(start), n
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), n
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// spoolRecords reads the emma_gateway_spool_records gauge from a
+// Prometheus text page; ok is false when the page or the gauge is missing.
+func spoolRecords(ctx context.Context, client *http.Client, metricsURL string) (int, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
+	if err != nil {
+		return 0, false
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return 0, false
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, found := strings.CutPrefix(sc.Text(), "emma_gateway_spool_records "); found {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f), err == nil
+		}
+	}
+	return 0, false
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -521,10 +580,15 @@ func runBench(ctx context.Context, cfg benchConfig, env cli.IO) (rep *benchRepor
 		for _, r := range t.Rounds {
 			accepted = append(accepted, r.accepted...)
 		}
+		// An event answered 200 from the gateway's spool reaches Kafka
+		// when the spool replays it, after the answer: read the topics
+		// once the spool is empty, or what it still holds counts missing.
+		drained, left := waitSpoolDrained(ctx, t.URL, spoolDrainTimeout)
 		if t.Verification, err = verify(ctx, t.brokers, t.topics, t.start, accepted); err != nil {
 			return rep, fmt.Errorf("%s: delivery verification: %w", t.Target, err)
 		}
 		t.Verification.Topics = t.topics
+		t.Verification.SpoolDrainMS, t.Verification.SpoolLeft = ms(drained), left
 	}
 	rep.LoadGeneratorPeakRSSBytes = peakRSS()
 	return rep, nil
@@ -1094,6 +1158,11 @@ func (r *benchReport) print(w io.Writer) {
 		}
 		if v := t.Verification; v != nil {
 			fmt.Fprintf(w, "%s delivery: %d accepted, %d found in Kafka, %d missing\n", t.Target, v.Accepted, v.Found, v.Missing)
+			if v.SpoolLeft > 0 {
+				fmt.Fprintf(w, "  the gateway's spool still held %d records after %.0f ms: they count as missing\n", v.SpoolLeft, v.SpoolDrainMS)
+			} else if v.SpoolDrainMS >= 500 {
+				fmt.Fprintf(w, "  (read after %.1f s, once the gateway's spool had replayed what it held)\n", v.SpoolDrainMS/1000)
+			}
 			for i, id := range v.Lost {
 				if i == 20 {
 					fmt.Fprintf(w, "  ... and %d more (all of them with --json)\n", len(v.Lost)-20)

@@ -11,18 +11,21 @@ import (
 	"time"
 )
 
-// saslArgs are serve's and tail's flags for the cluster's SASL_SSL
+// saslArgs are serve's, tail's and deadletter's flags for the cluster's SASL_SSL
 // listeners; the password goes in the environment, as the README advises.
 func saslArgs(c *cluster) []string {
 	return []string{"--kafka-tls-ca-file", c.caFile, "--kafka-sasl-mechanism", "SCRAM-SHA-512", "--kafka-sasl-username", c.saslUsername}
 }
 
-// TestSASLSCRAMOverTLS connects `serve` and `tail` to the brokers' SASL_SSL
-// listeners (SCRAM-SHA-512, certificates of the cluster's test CA): a
-// callback is answered 200 and tail prints it. With a wrong password the
-// gateway starts, says why it cannot reach Kafka in its log and in
-// /readyz, and answers callbacks 503 at once; tail exits with the reason.
-// Neither hangs, and the password appears nowhere.
+// TestSASLSCRAMOverTLS connects `serve`, `tail` and `deadletter` to the
+// brokers' SASL_SSL listeners (SCRAM-SHA-512, certificates of the
+// cluster's test CA): a callback is answered 200 and tail prints it; a
+// rejected one is listed by `deadletter list`, and `deadletter replay`
+// handles it (still failing) and commits its group's offset. With a wrong
+// password the gateway starts, says why it cannot reach Kafka in its log
+// and in /readyz, and answers callbacks 503 at once; tail and both
+// deadletter commands exit with the reason. None hangs, and the password
+// appears nowhere.
 func TestSASLSCRAMOverTLS(t *testing.T) {
 	c := needCluster(t)
 	c.ensureAllUp(t)
@@ -41,6 +44,31 @@ func TestSASLSCRAMOverTLS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tail over SASL_SSL: %v\n%s", err, out)
 		}
+	})
+
+	// deadletter reads the dead-letter topic, and replay commits the
+	// group's offsets and starts its publisher, over the same listeners
+	// with the same flags and variable as serve and tail.
+	if a := g.post([]byte(`{"event_name":"message_open","data":{"account_id":1743199}}`)); a.status != 422 {
+		t.Fatalf("invalid callback over SASL_SSL: %+v", a)
+	}
+	dlArgs := append(append([]string{"--kafka-brokers", strings.Join(c.saslBrokers, ",")}, deadletterArgs(prefix)...), saslArgs(c)...)
+	dlEnv := []string{"EMMA_GATEWAY_KAFKA_SASL_PASSWORD=" + c.saslPassword}
+	t.Run("deadletter", func(t *testing.T) {
+		list := runDeadletter(t, dlEnv, append([]string{"list", "--json"}, dlArgs...)...)
+		if ls := list.letters(t); list.code != 0 || len(ls) != 1 || ls[0].Reason != "invalid" || len(ls[0].Errors) == 0 {
+			t.Fatalf("deadletter list over SASL_SSL: exit %d, %+v\n%s", list.code, ls, list.stderr)
+		}
+		replay := runDeadletter(t, dlEnv, append([]string{"replay", "--group", prefix + ".replay", "--topic-replication-factor", "3"}, dlArgs...)...)
+		if replay.code != 0 || !strings.Contains(replay.stderr, "1 letters read, 0 pass today, 0 published, 1 still fail") {
+			t.Fatalf("deadletter replay over SASL_SSL: exit %d\n%s%s", replay.code, replay.stdout, replay.stderr)
+		}
+		again := runDeadletter(t, dlEnv, append([]string{"replay", "--group", prefix + ".replay", "--dry-run"}, dlArgs...)...)
+		if again.code != 0 || !strings.Contains(again.stderr, "0 letters read") {
+			t.Fatalf("second replay over SASL_SSL (the group's offset committed): exit %d\n%s%s", again.code, again.stdout, again.stderr)
+		}
+		t.Logf("deadletter over SASL_SSL: list in %v, replay in %v, second replay in %v",
+			list.took.Round(time.Millisecond), replay.took.Round(time.Millisecond), again.took.Round(time.Millisecond))
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
@@ -72,7 +100,18 @@ func TestSASLSCRAMOverTLS(t *testing.T) {
 		if err == nil || !strings.Contains(strings.ToLower(out), "authentication failed") {
 			t.Errorf("tail with a wrong password: %v\n%s", err, out)
 		}
-		for _, s := range []string{bad.stderr.String(), body, out} {
+		badEnv := []string{"EMMA_GATEWAY_KAFKA_SASL_PASSWORD=" + wrong}
+		var dlOut []string
+		for _, sub := range [][]string{{"list"}, {"replay", "--group", prefix + ".replay"}} {
+			r := runDeadletter(t, badEnv, append(sub, dlArgs...)...)
+			if r.code != 1 || !strings.Contains(strings.ToLower(r.stderr), "authentication failed") || r.took > 30*time.Second {
+				t.Errorf("deadletter %s with a wrong password: exit %d after %v, want 1 naming the authentication failure within 30 s:\n%s%s",
+					sub[0], r.code, r.took, r.stdout, r.stderr)
+			}
+			t.Logf("deadletter %s with a wrong password: exit %d in %v: %s", sub[0], r.code, r.took.Round(time.Millisecond), strings.TrimSpace(tailOf(r.stderr, 300)))
+			dlOut = append(dlOut, r.stdout, r.stderr)
+		}
+		for _, s := range append([]string{bad.stderr.String(), body, out}, dlOut...) {
 			if strings.Contains(s, wrong) || strings.Contains(s, c.saslPassword) {
 				t.Errorf("a password appears in the output: %s", s)
 			}
