@@ -5,15 +5,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/emma-gateway/emma-gateway/internal/console/consoletest"
 
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 	"github.com/emma-gateway/emma-gateway/internal/gateway"
@@ -26,20 +24,6 @@ import (
 // 422's dead letter with its failing field and the plot must appear without
 // a reload, and neither a payload nor a token may be in the page.
 func TestConsoleOfTheRealGatewayInABrowser(t *testing.T) {
-	bin := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		// CI installs Chromium and sets this: a failed install fails there.
-		if os.Getenv("EMMA_GATEWAY_REQUIRE_CHROMIUM") != "" {
-			t.Fatal("EMMA_GATEWAY_REQUIRE_CHROMIUM is set but no Chromium is on PATH")
-		}
-		t.Skip("no Chromium on PATH (.ci/run installs Debian's chromium)")
-	}
 	b, err := devkafka.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,41 +33,7 @@ func TestConsoleOfTheRealGatewayInABrowser(t *testing.T) {
 		c.Now = nil // the console's clock and the events' are the real one
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("oncall:"+adminToken))
-	if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-		Source: `window.__csp = []; document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI));`,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	bctx := consoletest.Browser(t, "oncall", adminToken)
 	res, err := chromedp.RunResponse(bctx, chromedp.Navigate(tg.url+"/console"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,31 +9,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/emma-gateway/emma-gateway/internal/console/consoletest"
 
 	"github.com/emma-gateway/emma-gateway/events"
 )
 
 var screenshot = flag.String("console.screenshot", "", "write a full-page PNG of the console, as the browser test leaves it, to this path (e.g. ../../docs/console.png)")
-
-// chromium finds Debian's Chromium (what .ci/run installs) or another
-// Chrome on PATH.
-func chromium() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
 
 // TestConsoleInARealBrowser opens the console in headless Chromium, with
 // the admin token as Basic auth, while callbacks arrive: the new rows, the
@@ -41,15 +30,6 @@ func chromium() string {
 // the page's own policy must not block anything of it, and no payload or
 // token may be in the page.
 func TestConsoleInARealBrowser(t *testing.T) {
-	bin := chromium()
-	if bin == "" {
-		// CI installs Chromium and sets this, so that a failed install is
-		// a failure there, not a silent skip.
-		if os.Getenv("EMMA_GATEWAY_REQUIRE_CHROMIUM") != "" {
-			t.Fatal("EMMA_GATEWAY_REQUIRE_CHROMIUM is set but no Chromium is on PATH")
-		}
-		t.Skip("no Chromium on PATH (.ci/run installs Debian's chromium)")
-	}
 	rec := NewRecorder(RecorderConfig{Recent: 20})
 	h, err := New(Config{Recorder: rec, AdminToken: adminToken, WebhookTokens: []string{webhookToken}, State: func(context.Context) State {
 		return State{
@@ -70,45 +50,8 @@ func TestConsoleInARealBrowser(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-
-	// Start the browser, send the admin token with every request (the page
-	// and its script's polls), and record every CSP violation from the
-	// first byte of the page on.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
+	bctx := consoletest.Browser(t, "oncall", adminToken)
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("oncall:"+adminToken))
-	if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": auth}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-		Source: `window.__csp = []; document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI));`,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	res, err := chromedp.RunResponse(bctx, chromedp.Navigate(srv.URL+Path))
 	if err != nil {
 		t.Fatal(err)
