@@ -227,7 +227,9 @@ func TestKilledGatewayReplaysSpoolOnRestart(t *testing.T) {
 	failing.Store(false)
 	_, stderr := start()
 	waitDelivered(t, c.ListenAddrs(), "emma.message_open", accepted, 60*time.Second)
-	if !strings.Contains(stderr.String(), "previous run") {
+	// The log is buffered (flushed every 200 ms), and the events may be
+	// delivered sooner than that.
+	if !testutil.Poll(5*time.Second, func() bool { return strings.Contains(stderr.String(), "previous run") }) {
 		t.Error("the restarted gateway did not say it replays a previous run")
 	}
 }
