@@ -10,15 +10,13 @@ package noop
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/emma-gateway/emma-gateway/internal/bench/target"
 	"github.com/emma-gateway/emma-gateway/internal/devkafka"
 )
 
@@ -44,20 +42,5 @@ func Run(ctx context.Context, addr, brokers string, stdout io.Writer) error {
 		e.GET(p, h)
 		e.POST(p, h)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "listening on http://%s\nkafka brokers %s\n", ln.Addr(), brokers)
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return err
-	}
-	return nil
+	return target.Serve(ctx, e, addr, brokers, stdout)
 }
