@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,21 +18,12 @@ import (
 	"github.com/emma-gateway/emma-gateway/internal/testutil"
 )
 
-// built is the binary the subprocess tests share: built once per test run
-// (a build costs seconds), removed by TestMain.
-var built struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-	out  []byte
-}
+// built is the binary the subprocess tests share, built once per run.
+var built = testutil.Binary{Package: "."}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	built.Remove()
 	os.Exit(code)
 }
 
@@ -44,17 +34,7 @@ func buildBinary(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("-short: runs the binary as a subprocess")
 	}
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "emma-gateway-test-"); built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "emma-gateway")
-		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
-	})
-	if built.err != nil {
-		t.Fatalf("go build: %v\n%s", built.err, built.out)
-	}
-	return built.bin
+	return built.Path(t)
 }
 
 // freeAddr returns a loopback address that was free a moment ago.

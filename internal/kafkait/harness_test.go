@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/emma-gateway/emma-gateway/internal/testutil"
 )
 
 // The variables deploy/kafka/cluster.sh writes to its it.env.
@@ -253,35 +255,17 @@ func (c *cluster) consume(t *testing.T, topics ...string) []kafka.Message {
 }
 
 // built is the gateway binary the tests share, built once per run.
-var built struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-	out  []byte
-}
+var built = testutil.Binary{Package: "github.com/emma-gateway/emma-gateway/cmd/emma-gateway"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
+	built.Remove()
 	os.Exit(code)
 }
 
 func gatewayBinary(t *testing.T) string {
 	t.Helper()
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "emma-gateway-it-"); built.err != nil {
-			return
-		}
-		built.bin = filepath.Join(built.dir, "emma-gateway")
-		built.out, built.err = exec.Command("go", "build", "-o", built.bin, "github.com/emma-gateway/emma-gateway/cmd/emma-gateway").CombinedOutput()
-	})
-	if built.err != nil {
-		t.Fatalf("go build: %v\n%s", built.err, built.out)
-	}
-	return built.bin
+	return built.Path(t)
 }
 
 // lockedBuffer collects a subprocess's output for the test to read while it runs.
